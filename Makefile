@@ -1,0 +1,42 @@
+# One command to set up and run the main job, one to set up and run the tests.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_VERSION ?= 2.13.0
+
+.PHONY: setup system-deps demo test test-slow schemas clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+# The pinned CPU wheel of torch first: a bare `torch` requirement would pull a CUDA build.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==$(TORCH_VERSION)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+# graphviz (the dot program) for renders; Debian's FashionMNIST files for real-data runs.
+system-deps:
+	@if command -v apt-get >/dev/null 2>&1 && { ! command -v dot >/dev/null 2>&1 || [ ! -d /usr/share/datasets/fashion-mnist ]; }; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq graphviz dataset-fashion-mnist >/dev/null \
+	  || echo "warning: could not install graphviz / dataset-fashion-mnist with apt-get"; \
+	fi
+
+setup: system-deps $(VENV)/.installed
+
+demo: setup
+	$(BIN)/nasgal compile genotypes/darts_v2.json --cells 5 --channels 16 --in-channels 1 --input-size 28
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
+schemas: setup
+	$(BIN)/nasgal schema
+
+clean:
+	rm -rf $(VENV) build *.egg-info
