@@ -1,0 +1,30 @@
+"""Errors that nasgal reports to users as `Error: message` plus an optional hint.
+
+Anything raised as a :class:`NasgalError` is an expected failure (bad input, missing
+files, impossible requests); the CLI prints it without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class NasgalError(Exception):
+    """An expected failure with a message for the user and an optional hint."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class SpecError(NasgalError):
+    """A spec file or object is invalid; ``problems`` holds ``(location, message)`` pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]], source: str | None = None, hint: str | None = None) -> None:
+        self.problems = problems
+        self.source = source
+        head = f"{source} is not a valid spec" if source else "invalid spec"
+        lines = [f"{loc}: {msg}" if loc else msg for loc, msg in problems]
+        super().__init__(head + ":\n" + "\n".join("  " + line for line in lines), hint=hint)
