@@ -1,0 +1,1 @@
+"""The `nasgal` command line (Typer + Rich): thin commands over the library."""

@@ -1,0 +1,14 @@
+"""The spec: architectures as typed, validated data. Imports no torch."""
+
+from .base import SpecModel
+from .cell import INPUTS, OUTPUT, Cell, Edge
+from .costs import NetworkCost, PositionCost, count_macs, count_params, network_cost
+from .genotype import Genotype, Provenance
+from .graph import canonical_hash, live_nodes, same_graph, to_networkx, topological_order
+from .io import KINDS, atomic_write_text, dumps, load, parse_spec, register_kind, save, spec_hash, validate_spec
+from .network import Auxiliary, CifarStem, ImageNetStem, InputSpec, Network, Position, Pruning, Stride2Stem
+from .ops import DARTS_OPS, KNOWN_OPS, OP_COSTS
+from .plan import CellPlan, EdgePlan, NetworkPlan, plan_network
+from .stack import default_reductions, stack
+
+__all__ = [name for name in dir() if not name.startswith("_")]

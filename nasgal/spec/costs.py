@@ -1,0 +1,126 @@
+"""Parameters and multiply-accumulates of a network, computed from its spec alone.
+
+MACs count the multiply-accumulates of convolutions and linear layers (what
+``torch.utils.flop_counter`` reports, halved); BN, ReLU, pooling and additions are not
+counted. Parameters follow the reference DARTS code and exclude the auxiliary head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .ops import (
+    factorized_reduce_macs,
+    factorized_reduce_params,
+    op_cost,
+    out_size,
+    relu_conv_bn_macs,
+    relu_conv_bn_params,
+)
+from .plan import CellPlan, NetworkPlan, StemPlan, plan_network
+
+if TYPE_CHECKING:
+    from .network import Network
+
+
+@dataclass(frozen=True)
+class PositionCost:
+    position: int
+    cell: str
+    reduction: bool
+    live: tuple[int, ...]
+    out_channels: int
+    size_out: tuple[int, int]
+    params: int
+    macs: int
+
+    @property
+    def dead(self) -> bool:
+        return self.out_channels == 0
+
+
+@dataclass(frozen=True)
+class NetworkCost:
+    stem_params: int
+    stem_macs: int
+    cells: list[PositionCost] = field(default_factory=list)
+    head_params: int = 0
+    head_macs: int = 0
+    aux_params: int = 0  # not included in ``params``
+
+    @property
+    def params(self) -> int:
+        return self.stem_params + sum(c.params for c in self.cells) + self.head_params
+
+    @property
+    def macs(self) -> int:
+        return self.stem_macs + sum(c.macs for c in self.cells) + self.head_macs
+
+
+def _conv(c_in: int, c_out: int, k: int, size_out: tuple[int, int]) -> tuple[int, int]:
+    """Bias-free kxk conv followed by an affine BN: (params, MACs)."""
+    return c_in * c_out * k * k + 2 * c_out, size_out[0] * size_out[1] * c_in * c_out * k * k
+
+
+def stem_cost(stem: StemPlan, in_channels: int, size: tuple[int, int], c: int) -> tuple[int, int]:
+    if stem.kind == "cifar":
+        return _conv(in_channels, stem.c_out[1], 3, stem.size_out[1])
+    if stem.kind == "stride2":
+        p1, m1 = _conv(in_channels, stem.c_out[1], 3, stem.size_out[1])
+        p2, m2 = _conv(stem.c_out[1], stem.c_out[1], 3, stem.size_out[1])
+        return p1 + p2, m1 + m2
+    if stem.kind == "imagenet":
+        half = (out_size(size[0], 2), out_size(size[1], 2))
+        p1, m1 = _conv(in_channels, c // 2, 3, half)
+        p2, m2 = _conv(c // 2, c, 3, stem.size_out[0])
+        p3, m3 = _conv(c, c, 3, stem.size_out[1])
+        return p1 + p2 + p3, m1 + m2 + m3
+    raise ValueError(f"unknown stem kind {stem.kind!r}")
+
+
+def cell_cost(cp: CellPlan) -> tuple[int, int]:
+    params = macs = 0
+    (c0, c1), (s0, s1) = cp.c_in, cp.size_in
+    if cp.pre[0] == "fr":
+        params += factorized_reduce_params(c0, cp.c)
+        macs += factorized_reduce_macs(c0, cp.c, *s0)
+    elif cp.pre[0] == "conv":
+        params += relu_conv_bn_params(c0, cp.c)
+        macs += relu_conv_bn_macs(c0, cp.c, *s0)
+    if cp.pre[1] == "conv":
+        params += relu_conv_bn_params(c1, cp.c)
+        macs += relu_conv_bn_macs(c1, cp.c, *s1)
+    for e in cp.edges:
+        p, m = op_cost(e.op, cp.c, e.stride, *s1)
+        params += p
+        macs += m
+    return params, macs
+
+
+def aux_head_params(c_in: int, classes: int) -> int:
+    # ReLU, adaptive avg pool 2x2, 1x1 conv to 128 + BN, ReLU, 2x2 conv to 768 + BN, ReLU, linear.
+    return c_in * 128 + 2 * 128 + 128 * 768 * 4 + 2 * 768 + 768 * classes + classes
+
+
+def network_cost(net: "Network", plan: NetworkPlan | None = None) -> NetworkCost:
+    """Per-position and total parameters and MACs of ``net``."""
+    plan = plan or plan_network(net)
+    sp, sm = stem_cost(plan.stem, net.input.channels, net.input.size, net.channels)
+    cells = []
+    for cp in plan.cells:
+        p, m = cell_cost(cp)
+        cells.append(PositionCost(cp.position, cp.cell, cp.reduction, cp.live, cp.out_channels, cp.size_out, p, m))
+    k = plan.classifier_in
+    aux = aux_head_params(plan.aux[0], net.classes) if plan.aux else 0
+    return NetworkCost(sp, sm, cells, k * net.classes + net.classes, k * net.classes, aux)
+
+
+def count_params(net: "Network") -> int:
+    """Parameters of the compiled network (auxiliary head excluded, as DARTS counts)."""
+    return network_cost(net).params
+
+
+def count_macs(net: "Network") -> int:
+    """Multiply-accumulates of one forward pass of one image."""
+    return network_cost(net).macs

@@ -1,0 +1,157 @@
+"""Reading, validating and writing spec files, with errors a person can act on."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import SpecError
+from .genotype import Genotype
+from .network import Network
+
+M = TypeVar("M", bound=BaseModel)
+
+#: File kinds by their ``kind`` tag. Other packages may register more (e.g. search spaces).
+KINDS: dict[str, type[BaseModel]] = {"genotype": Genotype, "network": Network}
+
+
+def register_kind(kind: str, model: type[BaseModel]) -> None:
+    if kind in KINDS and KINDS[kind] is not model:
+        raise ValueError(f"spec kind {kind!r} is already registered")
+    KINDS[kind] = model
+
+
+def _loc(parts: tuple) -> str:
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif "[" in part or part in {"int", "str", "float", "bool", "list", "dict"}:
+            continue  # pydantic's name of a union branch, not a place in the file
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def problems_of(err: ValidationError) -> list[tuple[str, str]]:
+    """``(location, message)`` pairs of a pydantic error, one per problem, union branches merged."""
+    merged: dict[str, list[str]] = {}
+    for e in err.errors(include_url=False):
+        loc = _loc(e["loc"])
+        if e["type"] in ("invalid_cell", "invalid_network"):
+            msgs = e["ctx"]["problems"].split("\n")
+        else:
+            msg = e["msg"]
+            if e["type"] == "extra_forbidden":
+                msg = "unknown field (not part of the spec; check the spelling)"
+            elif e["type"] not in ("missing",) and not isinstance(e.get("input"), (dict, list)):
+                msg = f"{msg} (got {_short(e.get('input'))})"
+            msgs = [msg]
+        bucket = merged.setdefault(loc, [])
+        bucket.extend(m for m in msgs if m not in bucket)
+    out: list[tuple[str, str]] = []
+    for loc, msgs in merged.items():
+        inline = [m for m in msgs if m.startswith("Input should")]
+        rest = [m for m in msgs if not m.startswith("Input should")]
+        if inline:
+            out.append((loc, " or ".join(inline)))
+        out.extend((loc, m) for m in rest)
+    return out
+
+
+def validate_spec(model: type[M], data: Any, source: str | None = None) -> M:
+    """Validate ``data`` as ``model``; raise :class:`SpecError` listing every problem."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(problems_of(err), source=source) from None
+
+
+def parse_spec(data: Any, source: str | None = None) -> BaseModel:
+    """Validate a decoded JSON object as whatever its ``kind`` says it is."""
+    if not isinstance(data, dict):
+        raise SpecError([("", f"expected a JSON object, got {type(data).__name__}")], source=source)
+    kind = data.get("kind")
+    if kind not in KINDS:
+        known = ", ".join(sorted(KINDS))
+        what = "missing" if kind is None else f"unknown kind {kind!r}"
+        raise SpecError([("kind", f"{what}; expected one of {known}")], source=source)
+    return validate_spec(KINDS[kind], data, source=source)
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError([("", "no such file")], source=str(p)) from None
+    except IsADirectoryError:
+        raise SpecError([("", "is a directory, not a spec file")], source=str(p)) from None
+    except UnicodeDecodeError as e:
+        raise SpecError([("", f"not UTF-8 text ({e.reason} at byte {e.start})")], source=str(p)) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SpecError([(f"line {e.lineno} column {e.colno}", f"malformed JSON: {e.msg}")], source=str(p)) from None
+
+
+def load(path: str | os.PathLike, kind: type[M] | None = None) -> Any:
+    """Read any spec file and return the right model (genotype, network, ...).
+
+    With ``kind`` given, the file must be of that kind.
+    """
+    data = read_json(path)
+    spec = parse_spec(data, source=str(path))
+    if kind is not None and not isinstance(spec, kind):
+        want = next((k for k, m in KINDS.items() if m is kind), kind.__name__)
+        raise SpecError([("kind", f"expected a {want} file, got {type(spec).__name__.lower()}")], source=str(path))
+    return spec
+
+
+def dumps(spec: BaseModel) -> str:
+    """The canonical JSON text of a spec (what :func:`save` writes)."""
+    return json.dumps(spec.model_dump(mode="json", by_alias=True, exclude_none=True), indent=2) + "\n"
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and a rename: never a half-written file."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def save(spec: BaseModel, path: str | os.PathLike) -> Path:
+    """Write a spec as JSON, atomically."""
+    atomic_write_text(path, dumps(spec))
+    return Path(path)
+
+
+def spec_hash(spec: BaseModel) -> str:
+    """SHA-256 (first 16 hex digits) of the canonical JSON of a spec, ignoring ``$schema``."""
+    data = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    data.pop("$schema", None)
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

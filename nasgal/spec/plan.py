@@ -1,0 +1,165 @@
+"""The derived structure of a network: what gets built where, at which width and size.
+
+Both the compiler (torch modules) and the cost model (parameters, MACs) interpret this
+plan, so they cannot disagree about the architecture. Pure Python, no torch.
+
+Dead-signal rules (DESIGN.md §4): a node is live iff it is kept and one of its sources is
+live; only edges from live sources into live nodes are built; a cell's output is the
+concat of its live concat nodes; a cell with no live output is dead, keeps its place in the
+resolution and channel schedule, and the cells reading it lose that input. An input
+preprocessing layer is built only when some built edge reads that input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from .cell import INPUTS, NodeRef
+from .graph import live_nodes
+from .ops import out_size
+
+if TYPE_CHECKING:
+    from .network import Network
+
+Size = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class EdgePlan:
+    index: int  # position of the edge in cell.edges (stable across pruning)
+    src: NodeRef
+    dst: int
+    op: str
+    stride: int
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    position: int
+    cell: str
+    reduction: bool
+    reduction_prev: bool  # input k-2 is at twice the resolution of input k-1
+    c: int  # channels of every node of this cell
+    c_in: tuple[int, int]  # channels of inputs (k-2, k-1); 0 when that input is dead
+    size_in: tuple[Size, Size]  # resolutions of inputs (k-2, k-1)
+    size_out: Size
+    pre: tuple[Literal["fr", "conv"] | None, Literal["conv"] | None]  # input preprocessing built
+    live: tuple[int, ...]  # live intermediate nodes, in evaluation order
+    edges: tuple[EdgePlan, ...]  # built edges, in spec order
+    concat: tuple[int, ...]  # live concat nodes, in concat order
+
+    @property
+    def out_channels(self) -> int:
+        return len(self.concat) * self.c
+
+    @property
+    def dead(self) -> bool:
+        return not self.concat
+
+
+@dataclass(frozen=True)
+class StemPlan:
+    kind: str
+    c_out: tuple[int, int]  # channels of the two states the stem provides (k-2, k-1 of cell 0)
+    size_out: tuple[Size, Size]
+    reduction_prev: bool
+
+
+@dataclass(frozen=True)
+class NetworkPlan:
+    stem: StemPlan
+    cells: tuple[CellPlan, ...]
+    classifier_in: int  # channels into the global pool and linear head (0 = disconnected)
+    aux: tuple[int, Size] | None  # (channels, size) into the auxiliary head
+
+
+def _half(s: Size) -> Size:
+    return (out_size(s[0], 2), out_size(s[1], 2))
+
+
+def _stem_plan(net: "Network") -> StemPlan:
+    h, w = net.input.size
+    c = net.channels
+    kind = net.stem.kind
+    if kind == "cifar":
+        ch = net.stem.multiplier * c
+        return StemPlan(kind, (ch, ch), ((h, w), (h, w)), False)
+    if kind == "stride2":
+        ch = net.stem.multiplier * c
+        s = _half((h, w))
+        return StemPlan(kind, (ch, ch), (s, s), False)
+    if kind == "imagenet":
+        s0 = _half(_half((h, w)))
+        return StemPlan(kind, (c, c), (s0, _half(s0)), True)
+    raise ValueError(f"unknown stem kind {kind!r}")
+
+
+def plan_network(net: "Network") -> NetworkPlan:
+    """Derive the built structure of ``net``."""
+    stem = _stem_plan(net)
+    states_c: list[int] = list(stem.c_out)  # channels of every state; 0 = dead
+    states_s: list[Size] = list(stem.size_out)
+    reduction_prev = stem.reduction_prev
+    c = net.channels
+    cells: list[CellPlan] = []
+    for p, pos in enumerate(net.positions):
+        cell = net.cells[pos.cell]
+        if pos.reduction:
+            c *= 2
+        c_in = (states_c[p], states_c[p + 1])
+        size_in = (states_s[p], states_s[p + 1])
+        live = live_nodes(cell, pos.kept, (c_in[0] > 0, c_in[1] > 0))
+        live_set = set(live) | {name for name, ch in zip(INPUTS, c_in) if ch > 0}
+        edges = tuple(
+            EdgePlan(i, e.src, e.dst, e.op, 2 if pos.reduction and isinstance(e.src, str) else 1)
+            for i, e in enumerate(cell.edges)
+            if e.dst in live_set and e.src in live_set
+        )
+        read = {e.src for e in edges}
+        pre0 = ("fr" if reduction_prev else "conv") if INPUTS[0] in read else None
+        pre1 = "conv" if INPUTS[1] in read else None
+        concat = tuple(n for n in cell.concat if n in live_set)
+        size_out = _half(size_in[1]) if pos.reduction else size_in[1]
+        plan = CellPlan(
+            position=p,
+            cell=pos.cell,
+            reduction=pos.reduction,
+            reduction_prev=reduction_prev,
+            c=c,
+            c_in=c_in,
+            size_in=size_in,
+            size_out=size_out,
+            pre=(pre0, pre1),
+            live=tuple(live),
+            edges=edges,
+            concat=concat,
+        )
+        cells.append(plan)
+        states_c.append(plan.out_channels)
+        states_s.append(size_out)
+        reduction_prev = pos.reduction
+    aux = None
+    if net.auxiliary is not None:
+        a = cells[net.auxiliary.position]
+        aux = (a.out_channels, a.size_out)
+    return NetworkPlan(stem, tuple(cells), states_c[-1], aux)
+
+
+def connectivity_problems(net: "Network") -> list[str]:
+    """Why the network cannot produce logits (empty when it can)."""
+    plan = plan_network(net)
+    out: list[str] = []
+    last = plan.cells[-1]
+    if last.dead:
+        dead = [str(cp.position) for cp in plan.cells if cp.dead]
+        out.append(
+            f"network is disconnected: position {last.position} ('{last.cell}') has no live node in its "
+            f"output, so the classifier has no input (dead positions: {', '.join(dead)}); keep at least "
+            "one node whose inputs are live"
+        )
+    if plan.aux is not None and plan.aux[0] == 0:
+        out.append(
+            f"auxiliary.position: position {net.auxiliary.position} is dead, so the auxiliary head has no input"
+        )
+    return out
