@@ -87,7 +87,7 @@ _register_all()
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; known errors become messages and exit code 1, never tracebacks."""
     try:
-        app(args=argv, standalone_mode=False)
+        rv = app(args=argv, standalone_mode=False)
     except NasgalError as exc:
         if _state["debug"]:
             raise
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             err_console.print("Aborted.")
             return 1
         raise
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
