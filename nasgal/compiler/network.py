@@ -1,0 +1,191 @@
+"""Network spec -> ``torch.nn.Module``, interpreting :func:`nasgal.spec.plan_network`.
+
+Module names are derived from the spec so weights can move between a network and its
+pruned version: ``stem``, ``cells.<position>.pre0|pre1``, ``cells.<position>.edges.<edge
+index in the cell spec>``, ``classifier``, ``aux_head``. ``forward`` has no data-dependent
+control flow: the structure is fixed when the module is built.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..spec.cell import INPUTS
+from ..spec.network import Network
+from ..spec.plan import CellPlan, NetworkPlan, StemPlan, plan_network
+from .ops import FactorizedReduce, ReLUConvBN, build_op
+
+
+def drop_path(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Zero whole samples with probability ``p``, rescaling the rest (training only)."""
+    keep = 1.0 - p
+    mask = torch.empty((x.shape[0], 1, 1, 1), dtype=x.dtype, device=x.device).bernoulli_(keep)
+    return x * mask / keep
+
+
+def _conv_bn(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(c_out)]
+
+
+class Stem(nn.Module):
+    """Turns images into the two inputs of the first cell."""
+
+    def __init__(self, plan: StemPlan, in_channels: int, c: int):
+        super().__init__()
+        self.kind = plan.kind
+        if plan.kind == "cifar":
+            self.stem0 = nn.Sequential(*_conv_bn(in_channels, plan.c_out[1], 1))
+        elif plan.kind == "stride2":
+            m = plan.c_out[1]
+            self.stem0 = nn.Sequential(*_conv_bn(in_channels, m, 2), nn.ReLU(inplace=True), *_conv_bn(m, m, 1))
+        elif plan.kind == "imagenet":
+            self.stem0 = nn.Sequential(*_conv_bn(in_channels, c // 2, 2), nn.ReLU(inplace=True), *_conv_bn(c // 2, c, 2))
+            self.stem1 = nn.Sequential(nn.ReLU(inplace=False), *_conv_bn(c, c, 2))
+        else:  # pragma: no cover - the spec's union rules this out
+            raise ValueError(f"unknown stem kind {plan.kind!r}")
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s0 = self.stem0(x)
+        if self.kind == "imagenet":
+            return s0, self.stem1(s0)
+        return s0, s0
+
+
+class CompiledCell(nn.Module):
+    """One cell position: preprocessing, the built edges, and the concat of live nodes.
+
+    With ``gates``, each live node's sum is multiplied by a learnable non-negative scalar
+    (``gate[j]`` for the j-th node of the cell spec): the soft masks of GAL pruning.
+    """
+
+    def __init__(self, plan: CellPlan, node_ids: list[int], gates: bool = False):
+        super().__init__()
+        self.position = plan.position
+        self.pre0 = None
+        self.pre1 = None
+        if plan.pre[0] == "fr":
+            self.pre0 = FactorizedReduce(plan.c_in[0], plan.c)
+        elif plan.pre[0] == "conv":
+            self.pre0 = ReLUConvBN(plan.c_in[0], plan.c)
+        if plan.pre[1] == "conv":
+            self.pre1 = ReLUConvBN(plan.c_in[1], plan.c)
+        self.edges = nn.ModuleDict({str(e.index): build_op(e.op, plan.c, e.stride) for e in plan.edges})
+        # Static wiring: state slots 0 and 1 are the inputs, then one slot per live node.
+        slot = {INPUTS[0]: 0, INPUTS[1]: 1}
+        for j, n in enumerate(plan.live):
+            slot[n] = 2 + j
+        self._node_inputs: list[list[tuple[str, int, bool]]] = []
+        self._gate_index: list[int] = []
+        for n in plan.live:
+            ins = [
+                (str(e.index), slot[e.src], e.op != "skip_connect" or e.stride != 1)
+                for e in plan.edges
+                if e.dst == n
+            ]
+            self._node_inputs.append(ins)
+            self._gate_index.append(node_ids.index(n))
+        self._concat = [slot[n] for n in plan.concat]
+        self.gate = nn.Parameter(torch.ones(len(node_ids))) if gates else None
+        self.drop_prob = 0.0
+
+    def forward(self, s0: torch.Tensor | None, s1: torch.Tensor | None) -> torch.Tensor:
+        states: list[torch.Tensor | None] = [
+            self.pre0(s0) if self.pre0 is not None else None,
+            self.pre1(s1) if self.pre1 is not None else None,
+        ]
+        drop = self.training and self.drop_prob > 0
+        for ins, g in zip(self._node_inputs, self._gate_index):
+            acc = None
+            for key, src, droppable in ins:
+                h = self.edges[key](states[src])
+                if drop and droppable:
+                    h = drop_path(h, self.drop_prob)
+                acc = h if acc is None else acc + h
+            if self.gate is not None:
+                acc = acc * self.gate[g]
+            states.append(acc)
+        return torch.cat([states[i] for i in self._concat], dim=1)
+
+
+class AuxiliaryHead(nn.Module):
+    """Auxiliary classifier, size-agnostic (adaptive pool to 2x2 where DARTS assumes 8x8 input)."""
+
+    def __init__(self, c_in: int, classes: int):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.AdaptiveAvgPool2d(2),
+            nn.Conv2d(c_in, 128, 1, bias=False),
+            nn.BatchNorm2d(128),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(128, 768, 2, bias=False),
+            nn.BatchNorm2d(768),
+            nn.ReLU(inplace=True),
+        )
+        self.classifier = nn.Linear(768, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).flatten(1))
+
+
+class CompiledNetwork(nn.Module):
+    """The module of a network spec. ``forward(x)`` returns logits ``[B, classes]``; in
+    training mode with an auxiliary head it returns ``(logits, aux_logits)``.
+    Set ``drop_path_prob`` (the trainer ramps it up to ``spec.drop_path``).
+    """
+
+    def __init__(self, spec: Network, gates: bool = False):
+        super().__init__()
+        self.spec = spec
+        plan: NetworkPlan = plan_network(spec)
+        self.plan = plan
+        self.stem = Stem(plan.stem, spec.input.channels, spec.channels)
+        self.cells = nn.ModuleDict()
+        self._live_cells: list[int] = []
+        for cp in plan.cells:
+            if cp.dead:
+                continue
+            node_ids = list(spec.cell_at(cp.position).nodes)
+            self.cells[str(cp.position)] = CompiledCell(cp, node_ids, gates=gates)
+            self._live_cells.append(cp.position)
+        self._aux_position = spec.auxiliary.position if spec.auxiliary is not None else -1
+        self.aux_head = AuxiliaryHead(plan.aux[0], spec.classes) if plan.aux else None
+        self.classifier = nn.Linear(plan.classifier_in, spec.classes)
+        self._drop_path_prob = 0.0
+
+    @property
+    def drop_path_prob(self) -> float:
+        return self._drop_path_prob
+
+    @drop_path_prob.setter
+    def drop_path_prob(self, p: float) -> None:
+        self._drop_path_prob = float(p)
+        for cell in self.cells.values():
+            cell.drop_prob = float(p)
+
+    def gates(self) -> dict[int, nn.Parameter]:
+        """The soft node masks per position (empty unless compiled with ``gates=True``)."""
+        return {int(k): c.gate for k, c in self.cells.items() if c.gate is not None}
+
+    def forward(self, x: torch.Tensor):
+        s0, s1 = self.stem(x)
+        states: list[torch.Tensor | None] = [s0, s1]
+        aux = None
+        for cp in self.plan.cells:
+            if cp.dead:
+                states.append(None)
+                continue
+            out = self.cells[str(cp.position)](states[-2], states[-1])
+            states.append(out)
+            if cp.position == self._aux_position and self.aux_head is not None and self.training:
+                aux = self.aux_head(out)
+        logits = self.classifier(states[-1].mean(dim=(2, 3)))
+        if aux is not None:
+            return logits, aux
+        return logits
+
+
+def compile_network(network: Network, gates: bool = False) -> CompiledNetwork:
+    """Build the torch module of ``network`` (weights freshly initialised)."""
+    return CompiledNetwork(network, gates=gates)

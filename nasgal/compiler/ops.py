@@ -1,0 +1,161 @@
+"""Torch builders for the op catalog, dispatched from a registry.
+
+Each builder takes ``(c, stride, affine)`` and returns a module mapping ``[B, c, H, W]`` to
+``[B, c, ceil(H/stride), ceil(W/stride)]``. Layer layouts follow the reference DARTS code
+so that parameter counts match it exactly (see :mod:`nasgal.spec.ops` for the analytic side).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..spec.ops import KNOWN_OPS
+
+OpBuilder = Callable[[int, int, bool], nn.Module]
+OP_BUILDERS: dict[str, OpBuilder] = {}
+
+
+def register_op(name: str) -> Callable[[OpBuilder], OpBuilder]:
+    """Register a builder under ``name``; a second registration of a name is an error."""
+
+    def deco(fn: OpBuilder) -> OpBuilder:
+        if name in OP_BUILDERS:
+            raise ValueError(f"op {name!r} is already registered")
+        OP_BUILDERS[name] = fn
+        return fn
+
+    return deco
+
+
+def build_op(name: str, c: int, stride: int, affine: bool = True) -> nn.Module:
+    try:
+        builder = OP_BUILDERS[name]
+    except KeyError:
+        raise KeyError(f"unknown op {name!r}; known ops: {', '.join(OP_BUILDERS)}") from None
+    return builder(c, stride, affine)
+
+
+class ReLUConvBN(nn.Sequential):
+    """ReLU, conv (no bias), BN. With k=1: the cell's input preprocessing."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int = 1, stride: int = 1, padding: int = 0, affine: bool = True):
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False),
+            nn.BatchNorm2d(c_out, affine=affine),
+        )
+
+
+class DilConv(nn.Sequential):
+    """ReLU, depthwise kxk (dilation d, stride s), pointwise 1x1, BN."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int, affine: bool = True):
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_in, kernel, stride=stride, padding=padding, dilation=dilation, groups=c_in, bias=False),
+            nn.Conv2d(c_in, c_out, 1, bias=False),
+            nn.BatchNorm2d(c_out, affine=affine),
+        )
+
+
+class SepConv(nn.Sequential):
+    """Two DilConv blocks with dilation 1; only the first is strided."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool = True):
+        super().__init__(
+            DilConv(c_in, c_in, kernel, stride, padding, 1, affine),
+            DilConv(c_in, c_out, kernel, 1, padding, 1, affine),
+        )
+
+
+class FactorizedReduce(nn.Module):
+    """ReLU, two 1x1 stride-2 convs (the second on the input shifted by one pixel), concat, BN.
+
+    The shifted input is zero-padded at the far edge so odd sizes work too; for even sizes
+    this equals the reference's ``x[:, :, 1:, 1:]``.
+    """
+
+    def __init__(self, c_in: int, c_out: int, affine: bool = True):
+        super().__init__()
+        if c_out % 2:
+            raise ValueError(f"FactorizedReduce needs an even number of output channels, got {c_out}")
+        self.relu = nn.ReLU(inplace=False)
+        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.bn = nn.BatchNorm2d(c_out, affine=affine)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(x)
+        shifted = F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))  # [B, C, H, W], content moved up-left by one
+        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
+
+
+class Zero(nn.Module):
+    """The 'none' op of the search space: zeros at the output resolution."""
+
+    def __init__(self, stride: int):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == 1:
+            return x.mul(0.0)
+        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
+
+
+class Conv7x1_1x7(nn.Sequential):
+    """ReLU, conv (1,7) stride (1,s), conv (7,1) stride (s,1), BN (NASNet/AmoebaNet)."""
+
+    def __init__(self, c: int, stride: int, affine: bool = True):
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c, c, (1, 7), stride=(1, stride), padding=(0, 3), bias=False),
+            nn.Conv2d(c, c, (7, 1), stride=(stride, 1), padding=(3, 0), bias=False),
+            nn.BatchNorm2d(c, affine=affine),
+        )
+
+
+@register_op("none")
+def _none(c: int, stride: int, affine: bool) -> nn.Module:
+    return Zero(stride)
+
+
+@register_op("max_pool_3x3")
+def _max_pool(c: int, stride: int, affine: bool) -> nn.Module:
+    return nn.MaxPool2d(3, stride=stride, padding=1)
+
+
+@register_op("avg_pool_3x3")
+def _avg_pool(c: int, stride: int, affine: bool) -> nn.Module:
+    return nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
+
+
+@register_op("skip_connect")
+def _skip(c: int, stride: int, affine: bool) -> nn.Module:
+    return nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine)
+
+
+def _register_sep(k: int) -> None:
+    register_op(f"sep_conv_{k}x{k}")(lambda c, stride, affine: SepConv(c, c, k, stride, k // 2, affine))
+
+
+def _register_dil(k: int) -> None:
+    register_op(f"dil_conv_{k}x{k}")(lambda c, stride, affine: DilConv(c, c, k, stride, k - 1, 2, affine))
+
+
+for _k in (3, 5, 7):
+    _register_sep(_k)
+for _k in (3, 5):
+    _register_dil(_k)
+
+
+@register_op("conv_7x1_1x7")
+def _conv_7x1_1x7(c: int, stride: int, affine: bool) -> nn.Module:
+    return Conv7x1_1x7(c, stride, affine)
+
+
+assert set(OP_BUILDERS) == set(KNOWN_OPS), set(OP_BUILDERS) ^ set(KNOWN_OPS)
