@@ -1,0 +1,190 @@
+"""An in-memory dataset (uint8 images, int64 labels) and :func:`load_dataset`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import DataError
+from .image_folder import GREY_MEAN, GREY_STD, IMAGENET_MEAN, IMAGENET_STD, load_image_folder
+from .info import DatasetInfo
+from .locate import locate
+from .sources import IMAGE_FOLDER, SPLITS, resolve_name
+from .split import stratified_indices
+
+log = logging.getLogger(__name__)
+
+
+class Dataset:
+    """A whole dataset split in memory: ``images`` uint8 ``[N, C, H, W]``, ``labels`` int64 ``[N]``."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, info: DatasetInfo, split: str) -> None:
+        if images.dtype != torch.uint8 or images.dim() != 4:
+            raise DataError(f"images must be uint8 [N, C, H, W], got {images.dtype} {list(images.shape)}")
+        if tuple(images.shape[1:]) != info.shape:
+            raise DataError(f"images have shape {list(images.shape[1:])} per item but info says {list(info.shape)}")
+        if labels.dtype != torch.int64 or labels.shape != images.shape[:1]:
+            raise DataError(f"labels must be int64 [{images.shape[0]}], got {labels.dtype} {list(labels.shape)}")
+        self.images = images
+        self.labels = labels
+        self.info = info
+        self.split = split
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __repr__(self) -> str:
+        c, h, w = self.info.shape
+        return f"Dataset({self.info.name}, {self.split}, {len(self)} images {c}×{h}×{w}, {self.info.classes} classes, {self.device})"
+
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
+
+    def to(self, device: str | torch.device) -> Dataset:
+        """This dataset on ``device`` (itself when already there)."""
+        device = torch.device(device)
+        if self.images.device == device:
+            return self
+        return Dataset(self.images.to(device), self.labels.to(device), self.info, self.split)
+
+    def class_counts(self) -> torch.Tensor:
+        """Images per class, int64 ``[classes]``."""
+        return torch.bincount(self.labels, minlength=self.info.classes)
+
+    def select(self, indices: torch.Tensor, split: str | None = None) -> Dataset:
+        """The images at ``indices``, as a new dataset."""
+        idx = indices.to(self.images.device)
+        return Dataset(self.images[idx], self.labels[idx], self.info, split or self.split)
+
+    def _count(self, n: int | float, what: str) -> int:
+        total = len(self)
+        if isinstance(n, float):
+            if not 0.0 < n < 1.0:
+                raise DataError(f"{what} fraction must lie strictly between 0 and 1, got {n}")
+            n = round(n * total)
+        if not 0 < n < total:
+            raise DataError(f"{what} of {n} items is impossible from {total} {self.info.name} {self.split} images")
+        return int(n)
+
+    def subset(self, n: int | float, seed: int = 0) -> Dataset:
+        """``n`` images (or a fraction) chosen at random but with the class proportions kept."""
+        if isinstance(n, int) and n == len(self):
+            return self
+        n = self._count(n, "a subset")
+        return self.select(stratified_indices(self.labels, n, self.info.classes, seed))
+
+    def split_validation(self, fraction: int | float = 0.1, seed: int = 0) -> tuple[Dataset, Dataset]:
+        """Disjoint ``(train, val)`` parts of the training split; ``val`` keeps the class proportions.
+
+        ``fraction`` is a share (0.1) or a count (5000) of images held out for validation.
+        """
+        if self.split != "train":
+            raise DataError(
+                f"split_validation holds out images of the training split, but this is the {self.split} split",
+                hint="load the dataset with split='train' and split that",
+            )
+        n = self._count(fraction, "a validation set")
+        val = stratified_indices(self.labels, n, self.info.classes, seed)
+        keep = torch.ones(len(self), dtype=torch.bool)
+        keep[val] = False
+        return self.select(keep.nonzero().flatten(), "train"), self.select(val, "val")
+
+
+def _resize(images: torch.Tensor, size: tuple[int, int], chunk: int = 4096) -> torch.Tensor:
+    """Bilinear (antialiased) resize of uint8 ``[N, C, H, W]`` images, done once at load time."""
+    out = torch.empty((images.shape[0], images.shape[1], *size), dtype=torch.uint8)
+    for i in range(0, images.shape[0], chunk):
+        x = images[i : i + chunk].float()
+        y = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+        out[i : i + chunk] = y.round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+def _as_size(image_size: int | tuple[int, int] | None) -> tuple[int, int] | None:
+    if image_size is None:
+        return None
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if len(size) != 2 or min(size) < 1:
+        raise DataError(f"image_size must be a positive int or (height, width), got {image_size!r}")
+    return size  # type: ignore[return-value]
+
+
+def load_dataset(
+    name: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    split: str = "train",
+    image_size: int | tuple[int, int] | None = None,
+    download: bool = True,
+    *,
+    channels: int | None = None,
+    split_seed: int = 0,
+) -> Dataset:
+    """Read one split of a dataset into memory.
+
+    name: ``fashion_mnist``, ``mnist``, ``cifar10``, ``cifar100`` (aliases such as
+        ``FashionMNIST`` or ``CIFAR-10`` work), or ``image_folder:<path>``.
+    data_dir: a folder searched first for the files (see :mod:`nasgal.data.locate`); for
+        ``image_folder`` without a path, the image folder itself.
+    image_size: resize to this size (bilinear, once, at load time); for image folders the
+        centre-crop size (default 224).
+    download: fetch missing official files into the user cache (never when
+        ``NASGAL_NO_DOWNLOAD`` is set).
+    channels: 1 or 3; grey images are replicated to 3 channels, image folders are read as
+        L or RGB. Default: the dataset's own.
+    split_seed: seed of the 80/20 split of image folders without train/test subfolders.
+    """
+    source, path = resolve_name(name)
+    if split not in SPLITS:
+        raise DataError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    size = _as_size(image_size)
+    if source is IMAGE_FOLDER:
+        return _load_folder(path, data_dir, split, size, channels, split_seed)
+
+    files = locate(source, split, data_dir, download)
+    assert source.read is not None
+    images_np, labels_np, names = source.read(files, split)
+    info = source.info
+    if names is not None:
+        info = info.model_copy(update={"class_names": names})
+    images = torch.from_numpy(np.array(images_np, dtype=np.uint8, copy=True))
+    labels = torch.from_numpy(np.array(labels_np, dtype=np.int64, copy=True))
+    if channels is not None and channels != info.channels:
+        if info.channels == 1 and channels == 3:
+            images = images.expand(-1, 3, -1, -1).contiguous()
+            info = info.model_copy(update={"channels": 3, "mean": info.mean * 3, "std": info.std * 3})
+        else:
+            raise DataError(f"dataset {info.name} has {info.channels} channels; it can give 1→3 (replicated) but not {channels}")
+    if size is not None and size != info.size:
+        images = _resize(images, size)
+        info = info.model_copy(update={"size": size})
+    log.info("loaded %s %s: %d images from %s", info.name, split, len(labels), next(iter(files.values())).parent)
+    return Dataset(images, labels, info, split)
+
+
+def _load_folder(path, data_dir, split, size, channels, seed) -> Dataset:
+    if path is None:
+        if data_dir is None:
+            raise DataError("image_folder needs a path: use 'image_folder:<path>' or pass data_dir / --data-dir")
+        path = data_dir
+    root = Path(path).expanduser().resolve()
+    if size is not None and size[0] != size[1]:
+        raise DataError(f"image folders are centre-cropped to squares; got image_size {size}")
+    crop = size[0] if size is not None else 224
+    channels = 3 if channels is None else channels
+    images_np, labels_np, classes = load_image_folder(root, split, crop, channels, seed)
+    info = DatasetInfo(
+        name=f"image_folder:{root}",
+        channels=channels,
+        size=(crop, crop),
+        classes=len(classes),
+        class_names=classes,
+        mean=IMAGENET_MEAN if channels == 3 else GREY_MEAN,
+        std=IMAGENET_STD if channels == 3 else GREY_STD,
+    )
+    return Dataset(torch.from_numpy(images_np), torch.from_numpy(labels_np), info, split)
