@@ -200,7 +200,10 @@ def _fetch_one(item: Download, folder: Path) -> None:
             for member in tar.getmembers():
                 if member.name.startswith("/") or ".." in Path(member.name).parts:
                     raise DataError(f"{target} has an unsafe path {member.name!r}")
-            tar.extractall(folder, filter="data")
+            if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4 / 3.10.12
+                tar.extractall(folder, filter="data")
+            else:
+                tar.extractall(folder)  # paths were checked above
 
 
 def fetch(source: DatasetSource) -> str | None:
