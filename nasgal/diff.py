@@ -70,6 +70,7 @@ class CellView:
     concat: tuple[int, ...]
     all_nodes: tuple[int, ...] = ()  # every node of the cell definition
     kept: tuple[int, ...] | None = None  # the position's kept nodes (None: all)
+    dead_inputs: tuple[str, ...] = ()  # cell inputs that carry no signal (read a dead position)
 
     @property
     def dead(self) -> bool:
@@ -110,6 +111,8 @@ class CellDiff:
     concat_added: tuple[int, ...] = ()
     dead_a: bool = False
     dead_b: bool = False
+    dead_inputs_a: tuple[str, ...] = ()  # inputs reading a dead position
+    dead_inputs_b: tuple[str, ...] = ()
     same_graph: bool | None = None  # both sides present and live: isomorphic up to numbering
     renumbering: dict[int, int] | None = None  # A node -> B node, when only the numbering differs
     kept_changed: bool = False
@@ -244,7 +247,8 @@ def position_views(net: Network) -> list[CellView]:
     for cp, pos in zip(plan.cells, net.positions):
         edges = tuple(EdgeRef(e.src, e.dst, e.op) for e in cp.edges)
         kept = None if pos.kept is None else tuple(pos.kept)
-        out.append(CellView(cp.live, edges, cp.concat, tuple(net.cell_at(cp.position).nodes), kept))
+        dead_in = tuple(name for name, ch in zip(INPUTS, cp.c_in) if ch == 0)
+        out.append(CellView(cp.live, edges, cp.concat, tuple(net.cell_at(cp.position).nodes), kept, dead_in))
     return out
 
 
@@ -350,6 +354,8 @@ def diff_cell(
         concat_added=tuple(n for n in vb.concat if n not in va.concat),
         dead_a=a is not None and va.dead,
         dead_b=b is not None and vb.dead,
+        dead_inputs_a=va.dead_inputs,
+        dead_inputs_b=vb.dead_inputs,
         same_graph=same,
         renumbering=renum,
         kept_changed=a is not None and b is not None and va.kept != vb.kept,

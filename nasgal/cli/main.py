@@ -21,6 +21,7 @@ from ..errors import NasgalError, SpecError
 #: Modules that add commands to the app (each defines ``register(app: typer.Typer)``).
 COMMAND_MODULES: list[str] = [
     "nasgal.cli.spec_cmds",
+    "nasgal.cli.render_cmds",
 ]
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
