@@ -2,9 +2,11 @@
 
 from .base import SpecModel
 from .cell import INPUTS, OUTPUT, Cell, Edge
+from .darts_text import parse_darts, read_darts_file, to_darts
 from .costs import NetworkCost, PositionCost, count_macs, count_params, network_cost
 from .genotype import Genotype, Provenance
 from .graph import canonical_hash, live_nodes, same_graph, to_networkx, topological_order
+from .library import library, resolve_spec_path
 from .io import KINDS, atomic_write_text, dumps, load, parse_spec, register_kind, save, spec_hash, validate_spec
 from .network import Auxiliary, CifarStem, ImageNetStem, InputSpec, Network, Position, Pruning, Stride2Stem
 from .ops import DARTS_OPS, KNOWN_OPS, OP_COSTS
