@@ -17,11 +17,14 @@ from ..spec.plan import CellPlan, NetworkPlan, StemPlan, plan_network
 from .ops import FactorizedReduce, ReLUConvBN, build_op
 
 
-def drop_path(x: torch.Tensor, p: float) -> torch.Tensor:
-    """Zero whole samples with probability ``p``, rescaling the rest (training only)."""
+def drop_path(x: torch.Tensor, p: torch.Tensor | float) -> torch.Tensor:
+    """Zero whole samples with probability ``p``, rescaling the rest (training only).
+
+    ``p`` may be a 0-d tensor, so a captured graph follows its value without recompiling.
+    """
     keep = 1.0 - p
-    mask = torch.empty((x.shape[0], 1, 1, 1), dtype=x.dtype, device=x.device).bernoulli_(keep)
-    return x * mask / keep
+    mask = torch.rand((x.shape[0], 1, 1, 1), dtype=x.dtype, device=x.device) < keep  # [B, 1, 1, 1]
+    return x * mask.to(x.dtype) / keep
 
 
 def _conv_bn(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
@@ -87,20 +90,21 @@ class CompiledCell(nn.Module):
             self._gate_index.append(node_ids.index(n))
         self._concat = [slot[n] for n in plan.concat]
         self.gate = nn.Parameter(torch.ones(len(node_ids))) if gates else None
-        self.drop_prob = 0.0
 
-    def forward(self, s0: torch.Tensor | None, s1: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, s0: torch.Tensor | None, s1: torch.Tensor | None, drop_prob: torch.Tensor | None = None
+    ) -> torch.Tensor:
         states: list[torch.Tensor | None] = [
             self.pre0(s0) if self.pre0 is not None else None,
             self.pre1(s1) if self.pre1 is not None else None,
         ]
-        drop = self.training and self.drop_prob > 0
+        drop = self.training and drop_prob is not None
         for ins, g in zip(self._node_inputs, self._gate_index):
             acc = None
             for key, src, droppable in ins:
                 h = self.edges[key](states[src])
                 if drop and droppable:
-                    h = drop_path(h, self.drop_prob)
+                    h = drop_path(h, drop_prob)
                 acc = h if acc is None else acc + h
             if self.gate is not None:
                 acc = acc * self.gate[g]
@@ -132,7 +136,10 @@ class AuxiliaryHead(nn.Module):
 class CompiledNetwork(nn.Module):
     """The module of a network spec. ``forward(x)`` returns logits ``[B, classes]``; in
     training mode with an auxiliary head it returns ``(logits, aux_logits)``.
-    Set ``drop_path_prob`` (the trainer ramps it up to ``spec.drop_path``).
+
+    Drop-path is on in training when the spec's ``drop_path`` is above 0 (or after
+    ``set_drop_path(p, enabled=True)``); its current rate is the 0-d buffer ``drop_prob``,
+    so trainers ramp it without recompiling a captured step.
     """
 
     def __init__(self, spec: Network, gates: bool = False):
@@ -152,17 +159,25 @@ class CompiledNetwork(nn.Module):
         self._aux_position = spec.auxiliary.position if spec.auxiliary is not None else -1
         self.aux_head = AuxiliaryHead(plan.aux[0], spec.classes) if plan.aux else None
         self.classifier = nn.Linear(plan.classifier_in, spec.classes)
-        self._drop_path_prob = 0.0
+        self.drop_path_enabled = spec.drop_path > 0
+        self.register_buffer("drop_prob", torch.tensor(0.0), persistent=False)
+
+    def set_drop_path(self, p: float, enabled: bool | None = None) -> None:
+        """Set the drop-path rate in place (and switch drop-path on or off if ``enabled`` is given)."""
+        if enabled is not None:
+            self.drop_path_enabled = enabled
+        elif p > 0:
+            self.drop_path_enabled = True
+        with torch.no_grad():
+            self.drop_prob.fill_(float(p))
 
     @property
     def drop_path_prob(self) -> float:
-        return self._drop_path_prob
+        return float(self.drop_prob)
 
     @drop_path_prob.setter
     def drop_path_prob(self, p: float) -> None:
-        self._drop_path_prob = float(p)
-        for cell in self.cells.values():
-            cell.drop_prob = float(p)
+        self.set_drop_path(p)
 
     def gates(self) -> dict[int, nn.Parameter]:
         """The soft node masks per position (empty unless compiled with ``gates=True``)."""
@@ -171,12 +186,13 @@ class CompiledNetwork(nn.Module):
     def forward(self, x: torch.Tensor):
         s0, s1 = self.stem(x)
         states: list[torch.Tensor | None] = [s0, s1]
+        drop_prob = self.drop_prob if self.drop_path_enabled else None
         aux = None
         for cp in self.plan.cells:
             if cp.dead:
                 states.append(None)
                 continue
-            out = self.cells[str(cp.position)](states[-2], states[-1])
+            out = self.cells[str(cp.position)](states[-2], states[-1], drop_prob)
             states.append(out)
             if cp.position == self._aux_position and self.aux_head is not None and self.training:
                 aux = self.aux_head(out)

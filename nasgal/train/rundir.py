@@ -1,0 +1,88 @@
+"""Run directories: atomic JSON, checkpoints, per-epoch metrics and environment facts."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import NasgalError
+from ..spec.io import atomic_write_text
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise NasgalError(f"{path} does not exist") from None
+    except json.JSONDecodeError as e:
+        raise NasgalError(f"{path} is not valid JSON (line {e.lineno}: {e.msg})") from None
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """``torch.save`` to a temporary file, then rename: never a half-written checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True`` (tensors and plain containers only)."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise NasgalError(f"no checkpoint at {path}") from None
+    except Exception as e:  # truncated or foreign files
+        raise NasgalError(f"cannot read checkpoint {path}: {e}") from None
+
+
+def environment(device: torch.device, seed: int) -> dict[str, Any]:
+    import pydantic
+
+    from .. import __version__
+
+    env: dict[str, Any] = {
+        "nasgal": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "pydantic": pydantic.VERSION,
+        "platform": platform.platform(),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "seed": seed,
+    }
+    if device.type == "cuda":
+        env["cuda"] = torch.version.cuda
+        env["gpu"] = torch.cuda.get_device_name(device)
+    return env
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise NasgalError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise NasgalError("device 'cuda' asked for, but torch sees no CUDA device", hint="use --device cpu")
+    return dev

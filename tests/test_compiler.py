@@ -1,0 +1,181 @@
+"""Compiler oracle tests: parameter counts of the reference DARTS code, MACs against
+torch's flop counter, gradients everywhere, dead-signal rules, graph capture."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import nasgal
+from nasgal.compiler import OP_BUILDERS, build_op, compile_network
+from nasgal.spec import KNOWN_OPS, OP_COSTS, network_cost, stack
+
+ROOT = Path(__file__).resolve().parents[1]
+GENOTYPES = sorted((ROOT / "genotypes").glob("*.json"))
+
+
+def genotype(name: str):
+    return nasgal.load(ROOT / "genotypes" / f"{name}.json")
+
+
+def n_params(module: torch.nn.Module, skip_aux: bool = True) -> int:
+    return sum(p.numel() for n, p in module.named_parameters() if not (skip_aux and n.startswith("aux_head")))
+
+
+# DESIGN.md §3: measured on the reference DARTS model code (aux head excluded).
+REFERENCE = [
+    ("darts_v2", 36, 20, 3, 10, None, 3_349_342),
+    ("darts_v1", 36, 20, 3, 10, None, 3_169_414),
+    ("pdarts", 36, 20, 3, 10, None, 3_433_798),
+    ("pc_darts_cifar", 36, 20, 3, 10, None, 3_634_678),
+    ("darts_v2", 16, 12, 3, 10, None, 369_114),
+    ("darts_v2", 16, 5, 1, 10, None, 128_842),
+    ("darts_v2", 16, 5, 1, 10, [1, 2], 189_162),
+    ("darts_v2", 16, 8, 3, 2, [2, 4], 306_418),
+]
+
+
+@pytest.mark.parametrize("name,c,cells,in_ch,classes,reductions,expected", REFERENCE)
+def test_parameter_counts_match_reference(name, c, cells, in_ch, classes, reductions, expected):
+    net = stack(
+        genotype(name), cells=cells, channels=c, classes=classes, in_channels=in_ch,
+        input_size=28 if in_ch == 1 else 32, reductions=reductions, auxiliary=True,
+    )
+    assert nasgal.count_params(net) == expected
+    assert n_params(compile_network(net)) == expected
+
+
+def test_per_cell_counts_of_the_paper_network():
+    net = stack(genotype("darts_v2"), cells=5, channels=16, classes=10, in_channels=1, input_size=28)
+    assert [c.params for c in network_cost(net).cells] == [6352, 3712, 21408, 16640, 77632]
+
+
+@pytest.mark.parametrize("reductions,expected", [(None, 49_338), ([1, 2], 104_570)])
+def test_pruned_counts_match_design(reductions, expected):
+    """DESIGN.md §4: the paper's FashionMNIST kept nodes."""
+    net = stack(genotype("darts_v2"), cells=5, channels=16, classes=10, in_channels=1,
+                input_size=28, reductions=reductions)
+    pruned = net.with_kept_nodes([[1, 2], [0, 1], [3], [0, 1, 2], [1]])
+    assert nasgal.count_params(pruned) == expected
+    model = compile_network(pruned)
+    assert n_params(model) == expected
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_registry_matches_catalog_and_analytic_costs():
+    assert set(OP_BUILDERS) == set(KNOWN_OPS) == set(OP_COSTS)
+    for op in KNOWN_OPS:
+        for stride in (1, 2):
+            m = build_op(op, 8, stride)
+            params, macs = OP_COSTS[op](8, stride, 9, 9)
+            assert sum(p.numel() for p in m.parameters()) == params, (op, stride)
+            x = torch.randn(1, 8, 9, 9)
+            with FlopCounterMode(display=False) as fc:
+                y = m(x)
+            assert y.shape == (1, 8, 5 if stride == 2 else 9, 5 if stride == 2 else 9), (op, stride)
+            assert fc.get_total_flops() // 2 == macs, (op, stride)
+
+
+def test_registry_refuses_duplicates_and_unknown_names():
+    with pytest.raises(ValueError, match="already registered"):
+        nasgal.compiler.register_op("sep_conv_3x3")(lambda c, s, a: None)
+    with pytest.raises(KeyError, match="known ops: none, max_pool_3x3"):
+        build_op("sep_conv_9x9", 4, 1)
+
+
+@pytest.mark.parametrize("path", GENOTYPES, ids=[p.stem for p in GENOTYPES])
+@pytest.mark.parametrize("in_ch,size", [(1, 28), (3, 32)])
+def test_every_genotype_compiles_and_trains(path, in_ch, size):
+    net = stack(nasgal.load(path), cells=5, channels=16, classes=10, in_channels=in_ch,
+                input_size=size, auxiliary=True, drop_path=0.2)
+    model = compile_network(net)
+    assert n_params(model) == nasgal.count_params(net)
+    model.train()
+    model.drop_path_prob = 0.2
+    logits, aux = model(torch.randn(2, in_ch, size, size))
+    assert logits.shape == aux.shape == (2, 10)
+    (logits.logsumexp(1).sum() + aux.logsumexp(1).sum()).backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing
+    model.eval()
+    assert model(torch.randn(2, in_ch, size, size)).shape == (2, 10)
+
+
+def test_macs_match_flop_counter():
+    for kept in (None, [[1, 2], [0, 1], [3], [0, 1, 2], [1]]):
+        net = stack(genotype("darts_v2"), cells=5, channels=16, classes=10, in_channels=1, input_size=28)
+        if kept:
+            net = net.with_kept_nodes(kept)
+        model = compile_network(net).eval()
+        with FlopCounterMode(display=False) as fc:
+            model(torch.randn(1, 1, 28, 28))
+        assert fc.get_total_flops() // 2 == nasgal.count_macs(net)
+
+
+@pytest.mark.parametrize("stem,size", [("stride2", 64), ("imagenet", 64), ("cifar", 15)])
+def test_stems_and_odd_sizes(stem, size):
+    net = stack(genotype("darts_v2"), cells=4, channels=8, classes=3, in_channels=3, input_size=size, stem=stem)
+    model = compile_network(net).eval()
+    assert n_params(model) == nasgal.count_params(net)
+    with FlopCounterMode(display=False) as fc:
+        assert model(torch.randn(1, 3, size, size)).shape == (1, 3)
+    assert fc.get_total_flops() // 2 == nasgal.count_macs(net)
+
+
+def test_dead_cell_keeps_schedule_and_its_readers_lose_it():
+    net = stack(genotype("darts_v2"), cells=5, channels=16, classes=10, in_channels=1, input_size=28)
+    pruned = net.with_kept_nodes([[0, 1, 2, 3], [], [0], [0, 1], [0, 1]])
+    cost = network_cost(pruned)
+    assert cost.cells[1].dead and cost.cells[1].size_out == (14, 14)
+    model = compile_network(pruned)
+    assert "1" not in model.cells
+    # position 2 reads only c_{k-2} (position 0, at 28x28) through a factorized reduce
+    assert model.cells["2"].pre1 is None and model.cells["2"].pre0 is not None
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    assert n_params(model) == nasgal.count_params(pruned)
+
+
+def test_module_names_are_stable_under_pruning():
+    net = stack(genotype("darts_v2"), cells=5, channels=16, classes=10, in_channels=1, input_size=28)
+    full = set(compile_network(net).state_dict())
+    pruned = set(compile_network(net.with_kept_nodes([[1, 2], [0, 1], [3], [0, 1, 2], [1]])).state_dict())
+    assert pruned < full
+    assert "cells.0.edges.7.1.weight" in full  # cell 0, edge 7 (dil_conv_3x3 from node 0)
+
+
+def test_disconnected_network_is_refused():
+    net = stack(genotype("darts_v2"), cells=3, channels=8, classes=10, in_channels=1, input_size=28)
+    with pytest.raises(nasgal.SpecError, match="network is disconnected: position 2"):
+        net.with_kept_nodes([None, None, []])
+
+
+def test_gates_scale_node_outputs():
+    net = stack(genotype("darts_v2"), cells=3, channels=8, classes=10, in_channels=1, input_size=28)
+    torch.manual_seed(0)
+    model = compile_network(net, gates=True).eval()
+    x = torch.randn(2, 1, 28, 28)
+    y1 = model(x)
+    with torch.no_grad():
+        model.cells["1"].gate[2] = 0.0
+    y2 = model(x)
+    assert not torch.allclose(y1, y2)
+    assert set(model.gates()) == {0, 1, 2}
+
+
+def test_forward_has_no_graph_breaks():
+    """No data-dependent Python control flow: dynamo traces the whole forward."""
+    net = stack(genotype("darts_v2"), cells=5, channels=8, classes=10, in_channels=1, input_size=28,
+                auxiliary=True, drop_path=0.2)
+    pruned = net.with_kept_nodes([[1, 2], [0, 1], [3], [0, 1, 2], [1]])
+    for spec in (net, pruned):
+        model = compile_network(spec).eval()
+        compiled = torch.compile(model, fullgraph=True, backend="eager")
+        x = torch.randn(2, 1, 28, 28)
+        torch.testing.assert_close(compiled(x), model(x))
+        model.train()
+        model.drop_path_prob = 0.1
+        logits, aux = compiled(x)
+        assert logits.shape == aux.shape == (2, 10)
