@@ -232,7 +232,7 @@ def diff(
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
     else:
-        print_diff(result, Console(highlight=False, soft_wrap=False))
+        print_diff(result, Console(highlight=False, soft_wrap=True))
     raise typer.Exit(0 if result.identical else 1)
 
 
