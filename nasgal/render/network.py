@@ -144,5 +144,5 @@ def render_network(
     g.edge(states[-1], "head", weight="10")
     if net.auxiliary is not None and plan.aux is not None:
         g.node("aux", "<auxiliary<br/>head>", fillcolor=style.STEM_FILL, style="filled,dotted", fontsize="12")
-        g.edge(f"cell{net.auxiliary.position}", "aux", style="dotted", constraint="false")
+        g.edge(f"cell{net.auxiliary.position}", "aux", style="dotted", weight="0")
     return g
