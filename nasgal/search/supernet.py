@@ -1,0 +1,372 @@
+"""The DARTS supernet, built from a :class:`~nasgal.search.space.SearchSpace`.
+
+Every edge is a softmax(α)-weighted sum over all candidate ops. The arithmetic is the
+reference DARTS supernet's (search-mode ops: non-affine BN everywhere, pools followed by a
+non-affine BN, 'none' is zero, so parameter counts match it exactly), but the work is
+organised around what the supernet shares:
+
+* A *source batch* is every edge that leaves the same source(s): both cell inputs feed
+  every node (one batch), node i feeds nodes i+1.. (one batch each). A 4-node cell runs 4
+  batches instead of 14 edges x 8 ops.
+* Within a batch, all conv ops read one ReLU of the input. The first depthwise conv of every
+  sep/dil op on every edge of the batch is one grouped conv per kernel geometry; all first
+  pointwise convs are one grouped 1x1 conv; all their non-affine BNs are one BN (BN is per
+  channel, so one BN over concatenated channels is the same as many).
+* Pools and the identity skip have no weights: computed once per source, not once per edge.
+* The α-weighted sum into the target nodes is a matmul of the (block-sparse) weight matrix
+  with the stacked op outputs: one kernel per op group instead of a multiply and an add per
+  op and edge.
+* 'none' contributes zero, so it is never computed (its α still enters the softmax).
+
+The architecture parameters live outside this module (:class:`Architecture`): the module's
+``parameters()`` are exactly the weights, so a weight optimizer, its weight decay and its
+gradient clipping cannot touch α. ``forward(x, arch)`` takes α explicitly.
+
+PC-DARTS (``partial=K``): each edge's ops see the first C/K channels of its source, the rest
+bypass (max-pooled when the edge is strided), the result is channel-shuffled; edges into a
+node are weighted by a per-node softmax of β (edge normalisation). Because the shuffle is a
+fixed permutation it commutes with the node's sum, so a node is shuffled once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..compiler.ops import build_op
+from ..errors import NasgalError
+from .space import SearchSpace
+
+Arch = Mapping[str, torch.Tensor]
+
+
+def _geometry(op: str) -> tuple[str, int, int] | None:
+    """('sep'|'dil', kernel, dilation) for depthwise-separable ops, else None."""
+    for kind, dil in (("sep_conv_", 1), ("dil_conv_", 2)):
+        if op.startswith(kind):
+            k = int(op[len(kind):].split("x")[0])
+            return kind[:3], k, dil
+    return None
+
+
+def _bn(c: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(c, affine=False)
+
+
+class SourceBatch(nn.Module):
+    """All candidate ops of all edges from ``n_s`` sources (``c`` channels each) into ``n_t`` nodes.
+
+    ``forward(x, w)``: x ``[B, n_s*c, H, W]`` (the sources side by side), w ``[n_s, n_t, ops]``
+    (edge-op weights) -> ``[B, n_t, c, H', W']``, the weighted sum arriving at each target.
+    """
+
+    def __init__(self, ops: list[str], c: int, n_s: int, n_t: int, stride: int):
+        super().__init__()
+        self.ops, self.c, self.n_s, self.n_t, self.stride = list(ops), c, n_s, n_t, stride
+        n_e = n_s * n_t
+        self.pools: list[tuple[int, str]] = []  # (op column, 'max'|'avg')
+        self.skip_col: int | None = None  # identity skip (stride 1)
+        self.fr_col: int | None = None  # FactorizedReduce skip (stride 2)
+        sep: list[tuple[int, int]] = []  # (op column, kernel)
+        dil: list[tuple[int, int]] = []
+        self.generic: list[int] = []
+        for col, op in enumerate(ops):
+            geo = _geometry(op)
+            if op == "none":
+                continue
+            if op in ("max_pool_3x3", "avg_pool_3x3"):
+                self.pools.append((col, op[:3]))
+            elif op == "skip_connect":
+                if stride == 1:
+                    self.skip_col = col
+                else:
+                    self.fr_col = col
+            elif geo is not None:
+                (sep if geo[0] == "sep" else dil).append((col, geo[1]))
+            else:
+                self.generic.append(col)
+        # Stage 1 of every sep/dil op: sep ops first, then dil ops. Group g has kernel k_g, dilation d_g.
+        self.stage1 = [(col, k, 1) for col, k in sep] + [(col, k, 2) for col, k in dil]
+        self.n_sep = len(sep)
+        g = len(self.stage1)
+        # One depthwise conv per stage-1 group, batched over targets: output channels (s, c, t).
+        self.dw1 = nn.ModuleList(
+            nn.Conv2d(n_s * c, n_s * c * n_t, k, stride, d * (k - 1) // 2, dilation=d, groups=n_s * c, bias=False)
+            for _, k, d in self.stage1
+        )
+        if g:
+            # All first pointwise convs: channels (g, s, t, c), one group per (g, s, t).
+            self.pw1 = nn.Conv2d(g * n_e * c, g * n_e * c, 1, groups=g * n_e, bias=False)
+            self.bn1 = _bn(g * n_e * c)
+        # Stage 2 of the sep ops, per kernel size: channels (s, t, c).
+        self.dw2 = nn.ModuleList(
+            nn.Conv2d(n_e * c, n_e * c, k, 1, k // 2, groups=n_e * c, bias=False) for _, k, _ in self.stage1[: self.n_sep]
+        )
+        self.pw2 = nn.ModuleList(nn.Conv2d(n_e * c, n_e * c, 1, groups=n_e, bias=False) for _ in range(self.n_sep))
+        self.bn2 = nn.ModuleList(_bn(n_e * c) for _ in range(self.n_sep))
+        self.pool_bn = nn.ModuleList(_bn(n_s * c) for _ in self.pools)
+        if self.fr_col is not None:
+            if c % 2:
+                raise NasgalError(f"skip_connect with stride 2 needs an even channel count, got {c}")
+            self.fr1 = nn.Conv2d(n_s * c, n_e * (c // 2), 1, stride=2, groups=n_s, bias=False)
+            self.fr2 = nn.Conv2d(n_s * c, n_e * (c // 2), 1, stride=2, groups=n_s, bias=False)
+            self.fr_bn = _bn(n_e * c)
+        # Ops without a batched form: one module per edge (s, t), reading source s.
+        self.generic_ops = nn.ModuleList(
+            nn.ModuleList(build_op(ops[col], c, stride, affine=False) for _ in range(n_e)) for col in self.generic
+        )
+
+    @property
+    def needs_relu(self) -> bool:
+        return bool(self.stage1) or self.fr_col is not None
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        B, _, H, W = x.shape
+        n_s, n_t, c = self.n_s, self.n_t, self.c
+        n_e = n_s * n_t
+        eye = torch.eye(n_t, dtype=w.dtype, device=w.device)
+
+        def per_edge(cols: list[int]) -> torch.Tensor:
+            # [n_t, len(cols)*n_s*n_t]: target t' takes w[s, t, col] from edge (s, t) iff t' == t.
+            wg = w[:, :, cols].permute(2, 0, 1)  # [G, n_s, n_t]
+            return (eye[:, None, None, :] * wg[None]).reshape(n_t, -1)
+
+        out = None
+
+        def add(weights: torch.Tensor, y: torch.Tensor) -> None:
+            # weights [n_t, K] @ y [B, K, ...] -> [B, n_t, c*H'*W']
+            nonlocal out
+            z = torch.matmul(weights.to(y.dtype), y.reshape(B, weights.shape[1], -1))
+            out = z if out is None else out + z
+
+        r = F.relu(x) if self.needs_relu else None
+        if self.stage1:
+            # [B, G, n_s, n_t, c, H', W']: every op's depthwise output, regrouped per (op, edge).
+            d = torch.stack(
+                [
+                    dw(r).unflatten(1, (n_s, c, n_t)).transpose(2, 3)
+                    for dw in self.dw1
+                ],
+                dim=1,
+            )
+            Ho, Wo = d.shape[-2:]
+            y1 = self.bn1(self.pw1(d.flatten(1, 4)))  # [B, G*n_e*c, H', W']
+            y1 = y1.view(B, len(self.stage1), n_e * c, Ho, Wo)
+            for i in range(self.n_sep):
+                y2 = self.bn2[i](self.pw2[i](self.dw2[i](F.relu(y1[:, i]))))  # [B, n_e*c, H', W']
+                add(per_edge([self.stage1[i][0]]), y2)
+            if len(self.stage1) > self.n_sep:
+                add(per_edge([col for col, _, _ in self.stage1[self.n_sep :]]), y1[:, self.n_sep :])
+        for (col, kind), bn in zip(self.pools, self.pool_bn):
+            if kind == "max":
+                p = F.max_pool2d(x, 3, self.stride, 1)
+            else:
+                p = F.avg_pool2d(x, 3, self.stride, 1, count_include_pad=False)
+            add(w[:, :, col].t(), bn(p))  # shared by all targets of a source
+        if self.skip_col is not None:
+            add(w[:, :, self.skip_col].t(), x)
+        if self.fr_col is not None:
+            shifted = F.pad(r[:, :, 1:, 1:], (0, 1, 0, 1))
+            a = self.fr1(r).unflatten(1, (n_s, n_t, 1, c // 2))
+            b = self.fr2(shifted).unflatten(1, (n_s, n_t, 1, c // 2))
+            add(per_edge([self.fr_col]), self.fr_bn(torch.cat([a, b], dim=3).flatten(1, 4)))
+        if self.generic:
+            xs = x.unflatten(1, (n_s, c))
+            for col, mods in zip(self.generic, self.generic_ops):
+                y = torch.stack([mods[s * n_t + t](xs[:, s]) for s in range(n_s) for t in range(n_t)], dim=1)
+                add(per_edge([col]), y)
+        if out is None:  # only 'none' ops: zeros at the output resolution
+            Ho, Wo = -(-H // self.stride), -(-W // self.stride)
+            return x.new_zeros(B, n_t, c, Ho, Wo)
+        Ho, Wo = -(-H // self.stride), -(-W // self.stride)
+        return out.view(B, n_t, c, Ho, Wo)
+
+    # Weights in the reference layout, for oracles and ports -----------------------
+    def edge_op_weights(self, s: int, t: int, col: int) -> list[torch.Tensor]:
+        """Views of op ``col``'s weights on edge (s, t), in the order of ``build_op(...).parameters()``."""
+        n_s, n_t, c = self.n_s, self.n_t, self.c
+        e = s * n_t + t
+        for g, (gcol, k, _) in enumerate(self.stage1):
+            if gcol != col:
+                continue
+            dw1 = self.dw1[g].weight.view(n_s, c, n_t, 1, k, k)[s, :, t]
+            pw1 = self.pw1.weight.view(len(self.stage1), n_s * n_t, c, c, 1, 1)[g, e]
+            if g >= self.n_sep:
+                return [dw1, pw1]
+            dw2 = self.dw2[g].weight.view(n_s * n_t, c, 1, k, k)[e]
+            pw2 = self.pw2[g].weight.view(n_s * n_t, c, c, 1, 1)[e]
+            return [dw1, pw1, dw2, pw2]
+        if col == self.fr_col:
+            h = c // 2
+            return [self.fr1.weight.view(n_s, n_t, h, c, 1, 1)[s, t], self.fr2.weight.view(n_s, n_t, h, c, 1, 1)[s, t]]
+        if col in self.generic:
+            return list(self.generic_ops[self.generic.index(col)][e].parameters())
+        return []
+
+
+class SearchCell(nn.Module):
+    """One supernet cell: input preprocessing, then one :class:`SourceBatch` per source group."""
+
+    def __init__(self, space: SearchSpace, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool, partial: int = 1):
+        super().__init__()
+        n = space.nodes
+        self.nodes, self.c, self.reduction, self.reduction_prev, self.partial = n, c, reduction, reduction_prev, partial
+        if c % partial:
+            raise NasgalError(f"partial channels K={partial} must divide the cell channels ({c})")
+        c_op = c // partial
+        self.c_op = c_op
+        if reduction_prev:  # FactorizedReduce of input k-2, as two half convs (BN shared below)
+            if c % 2:
+                raise NasgalError(f"a cell after a reduction needs an even channel count, got {c}")
+            self.pre0_a = nn.Conv2d(c_pp, c // 2, 1, stride=2, bias=False)
+            self.pre0_b = nn.Conv2d(c_pp, c // 2, 1, stride=2, bias=False)
+        else:
+            self.pre0 = nn.Conv2d(c_pp, c, 1, bias=False)
+        self.pre1 = nn.Conv2d(c_p, c, 1, bias=False)
+        self.pre_bn = _bn(2 * c)  # both inputs' non-affine BNs as one
+        stride = 2 if reduction else 1
+        self.batches = nn.ModuleList(
+            [SourceBatch(space.ops, c_op, 2, n, stride)] + [SourceBatch(space.ops, c_op, 1, n - 1 - i, 1) for i in range(n - 1)]
+        )
+        rows = [torch.tensor([[space.edge_row(s, t) for t in range(n)] for s in range(2)])]
+        rows += [torch.tensor([[space.edge_row(2 + i, t) for t in range(i + 1, n)]]) for i in range(n - 1)]
+        for b, r in enumerate(rows):
+            self.register_buffer(f"rows{b}", r, persistent=False)
+
+    def preprocess(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
+        """``[B, 2c, H, W]``: the two preprocessed inputs side by side."""
+        if self.reduction_prev:
+            r0 = F.relu(s0)
+            shifted = F.pad(r0[:, :, 1:, 1:], (0, 1, 0, 1))
+            parts = [self.pre0_a(r0), self.pre0_b(shifted)]
+        else:
+            parts = [self.pre0(F.relu(s0))]
+        return self.pre_bn(torch.cat(parts + [self.pre1(F.relu(s1))], dim=1))
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, edge_norm: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.preprocess(s0, s1)
+        c, k, c_op = self.c, self.partial, self.c_op
+        acc: list[torch.Tensor | None] = [None] * self.nodes
+        nodes: list[torch.Tensor] = []
+        src = x
+        for b, batch in enumerate(self.batches):
+            rows = getattr(self, f"rows{b}")  # [n_s, n_t] alpha rows
+            w = weights[rows]  # [n_s, n_t, ops]
+            B, _, H, W = src.shape
+            if k > 1:
+                en = edge_norm[rows]  # [n_s, n_t]
+                w = w * en[..., None]
+                xs = src.unflatten(1, (batch.n_s, c))
+                x_op = xs[:, :, :c_op].flatten(1, 2)
+                bypass = xs[:, :, c_op:]  # [B, n_s, c - c_op, H, W]
+                if batch.stride == 2:
+                    bypass = F.max_pool2d(bypass.flatten(1, 2), 2, 2, ceil_mode=True).unflatten(1, (batch.n_s, c - c_op))
+                mixed = batch(x_op, w)  # [B, n_t, c_op, H', W']
+                Ho, Wo = mixed.shape[-2:]
+                by = torch.matmul(en.t().to(bypass.dtype), bypass.reshape(B, batch.n_s, -1)).view(B, batch.n_t, c - c_op, Ho, Wo)
+                contrib = torch.cat([mixed, by], dim=2)
+            else:
+                contrib = batch(src, w)  # [B, n_t, c, H', W']
+            first = self.nodes - batch.n_t
+            for t in range(batch.n_t):
+                a = acc[first + t]
+                acc[first + t] = contrib[:, t] if a is None else a + contrib[:, t]
+            node = acc[first]
+            if k > 1:  # channel shuffle of PC-DARTS, once per node
+                node = node.unflatten(1, (k, c // k)).transpose(1, 2).flatten(1, 2)
+            nodes.append(node)
+            src = node
+        return torch.cat(nodes, dim=1)
+
+
+class Supernet(nn.Module):
+    """The DARTS supernet of ``space`` for ``in_channels``-channel images and ``classes`` classes.
+
+    ``forward(x, arch)``: x ``[B, in_channels, H, W]``, arch a mapping with ``normal`` and
+    ``reduce`` (α, ``[edges, ops]``; and ``beta_normal``/``beta_reduce`` with partial
+    channels) -> logits ``[B, classes]``.
+    """
+
+    def __init__(self, space: SearchSpace, in_channels: int, classes: int, partial: int = 1):
+        super().__init__()
+        self.space, self.partial = space, partial
+        c = space.channels
+        cs = space.stem_multiplier * c
+        if space.stem == "cifar":
+            self.stem = nn.Sequential(nn.Conv2d(in_channels, cs, 3, padding=1, bias=False), nn.BatchNorm2d(cs))
+        else:  # halve the resolution first (large images)
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_channels, cs, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(cs),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(cs, cs, 3, padding=1, bias=False),
+                nn.BatchNorm2d(cs),
+            )
+        reductions = set(space.reduction_positions())
+        c_pp, c_p, c_cur = cs, cs, c
+        reduction_prev = False
+        self.cells = nn.ModuleList()
+        for i in range(space.cells):
+            reduction = i in reductions
+            if reduction:
+                c_cur *= 2
+            self.cells.append(SearchCell(space, c_pp, c_p, c_cur, reduction, reduction_prev, partial))
+            reduction_prev = reduction
+            c_pp, c_p = c_p, space.nodes * c_cur
+        self.classifier = nn.Linear(c_p, classes)
+        seg = torch.tensor([j for j in range(space.nodes) for _ in range(2 + j)])
+        self.register_buffer("_node_of_edge", seg, persistent=False)
+
+    def edge_normalisation(self, beta: torch.Tensor) -> torch.Tensor:
+        """Per node, a softmax of β over the node's incoming edges -> ``[edges]``."""
+        out, start = [], 0
+        for j in range(self.space.nodes):
+            out.append(torch.softmax(beta[start : start + 2 + j], dim=0))
+            start += 2 + j
+        return torch.cat(out)
+
+    def forward(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
+        w_n = torch.softmax(arch["normal"], dim=-1)
+        w_r = torch.softmax(arch["reduce"], dim=-1)
+        e_n = e_r = None
+        if self.partial > 1:
+            e_n = self.edge_normalisation(arch["beta_normal"])
+            e_r = self.edge_normalisation(arch["beta_reduce"])
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            if cell.reduction:
+                s0, s1 = s1, cell(s0, s1, w_r, e_r)
+            else:
+                s0, s1 = s1, cell(s0, s1, w_n, e_n)
+        return self.classifier(s1.mean(dim=(2, 3)))
+
+    def num_weights(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+class Architecture(nn.Module):
+    """α (and PC-DARTS β) of both cell types, shared by all cells of a type.
+
+    A separate module so that the weight optimizer never sees it. ``alpha_*``: ``[edges, ops]``
+    initialised to 1e-3·N(0, 1); ``beta_*``: ``[edges]`` (partial channels only).
+    """
+
+    def __init__(self, space: SearchSpace, partial: int = 1, generator: torch.Generator | None = None):
+        super().__init__()
+        e, o = space.num_edges, len(space.ops)
+        self.alpha_normal = nn.Parameter(1e-3 * torch.randn(e, o, generator=generator))
+        self.alpha_reduce = nn.Parameter(1e-3 * torch.randn(e, o, generator=generator))
+        self.partial = partial
+        if partial > 1:
+            self.beta_normal = nn.Parameter(1e-3 * torch.randn(e, generator=generator))
+            self.beta_reduce = nn.Parameter(1e-3 * torch.randn(e, generator=generator))
+
+    def as_dict(self, detach: bool = False) -> dict[str, torch.Tensor]:
+        d = {"normal": self.alpha_normal, "reduce": self.alpha_reduce}
+        if self.partial > 1:
+            d["beta_normal"] = self.beta_normal
+            d["beta_reduce"] = self.beta_reduce
+        return {k: v.detach() for k, v in d.items()} if detach else d
