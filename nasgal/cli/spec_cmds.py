@@ -207,6 +207,14 @@ def _stack_from_options(genotype: Genotype, opts: dict[str, Any], defaults: dict
     if stem not in STEMS:
         raise NasgalError(f"--stem: {stem!r} is not a stem kind; choose from {', '.join(STEMS)}")
     stem_kind: StemKind = stem  # type: ignore[assignment]
+    try:
+        return _stack(genotype, vals, stem_kind)
+    except SpecError as exc:
+        lines = "\n".join(f"  {loc}: {msg}" if loc else f"  {msg}" for loc, msg in exc.problems)
+        raise NasgalError(f"cannot stack '{genotype.name}':\n{lines}", hint=exc.hint) from None
+
+
+def _stack(genotype: Genotype, vals: dict[str, Any], stem_kind: StemKind) -> Network:
     return stack(
         genotype,
         cells=vals["cells"],
