@@ -24,7 +24,7 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 #: Modules that register more spec kinds (``nasgal.spec.io.register_kind``) and import no
 #: torch. They are imported before generating, so the set of schemas never depends on what
 #: else happened to be imported. Add yours here when you register a kind.
-KIND_MODULES: list[str] = []
+KIND_MODULES: list[str] = ["nasgal.search.space"]
 
 #: Default output folder: ``schemas/`` of the repository.
 REPO_SCHEMAS = Path(__file__).resolve().parent.parent.parent / "schemas"
