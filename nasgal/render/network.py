@@ -115,7 +115,7 @@ def render_network(
         else:
             lines.append(f"{cp.out_channels} ch out")
             if len(cp.live) < len(cell.nodes):
-                lines.append(f"nodes {','.join(map(str, cp.live))} of {len(cell.nodes)}")
+                lines.append(f"live {','.join(map(str, cp.live))} of {len(cell.nodes)} nodes")
             lines.append(f"{_count(pc.params)} params")
         label = "<" + "<br/>".join(lines) + ">"
         if cp.dead:
