@@ -288,6 +288,11 @@ def test_cli_without_dot_is_a_clear_error(specs, capsys, monkeypatch):
     assert not (specs / "x.png").exists()
 
 
+def test_cli_format_and_suffix_must_agree(specs, capsys):
+    rc, _, err = _main(["render", str(specs / "darts_v2.json"), "-o", str(specs / "x.png"), "-f", "svg"], capsys)
+    assert rc == 1 and "asks for png by its suffix, but --format says svg" in err
+
+
 def test_cli_bad_cell(specs, capsys):
     rc, _, err = _main(["render", str(specs / "darts_v2.json"), "--cell", "nope", "-f", "dot"], capsys)
     assert rc == 1 and "no cell 'nope'" in err and "normal, reduction" in err

@@ -64,15 +64,20 @@ def render(
 ) -> None:
     """Draw cells and networks like the DARTS and DARTS-GAL papers' figures.
 
-    A genotype gives one figure per cell; a network gives its stacking figure and one
-    figure per position (pruned nodes faded and dashed, mask values shown).
+    A genotype gives one figure per cell; a network its stacking and one figure per position.
     """
     from ..render import figures, format_of, graph_bytes
     from ..render.output import atomic_write_bytes, figure_paths
 
     model = _load(spec)
     figs = figures(model, cells=cell or None, network=network, hide_pruned=hide_pruned)
-    f = fmt.value if fmt is not None else (format_of(output) if output is not None else None) or "svg"
+    suffix_fmt = format_of(output) if output is not None else None
+    if fmt is not None and suffix_fmt is not None and suffix_fmt != fmt.value:
+        raise NasgalError(
+            f"{output} asks for {suffix_fmt} by its suffix, but --format says {fmt.value}",
+            hint="drop --format, or give the file the matching suffix",
+        )
+    f = fmt.value if fmt is not None else suffix_fmt or "svg"
     if output is None and f == "dot":
         for fig in figs:
             sys.stdout.write(fig.graph.source)
