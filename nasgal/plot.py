@@ -2,7 +2,8 @@
 
 A run directory holds ``metrics.jsonl``, one JSON object per epoch (``epoch``,
 ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``, ``lr``, ...), and optionally
-``metrics.json`` with final results. Missing keys are skipped. Drawing uses matplotlib
+``metrics.json`` with final results (its ``test_accuracy`` is drawn as a star at the last
+epoch). Missing keys are skipped. Drawing uses matplotlib
 with the Agg backend (headless), imported only when a figure is drawn.
 """
 
@@ -205,6 +206,12 @@ def plot_runs(
                 label = f"{run.name}: {k}" if multi else k
                 ax.plot(xs, ys, _split_style(k), color=color, label=label, linewidth=1.6,
                         marker="o" if len(xs) == 1 else None)
+            final_test = run.final.get("test_accuracy")
+            if panel == "accuracy" and _is_number(final_test) and "test_acc" not in keys:
+                last = max((run.series(k)[0][-1] for k in keys if run.series(k)[0]), default=None)
+                if last is not None:  # the final test result, from metrics.json
+                    ax.plot([last], [final_test], "*", color=color, markersize=10,
+                            label=f"{run.name}: test (final)" if multi else "test (final)")
         ax.set_xlabel("epoch")
         ax.set_ylabel(panel)
         ax.set_title(panel.capitalize())

@@ -86,7 +86,7 @@ def test_default_metrics(tmp_path):
 @pytest.fixture
 def two_runs(tmp_path):
     pytest.importorskip("matplotlib")
-    return [write_run(tmp_path / "darts"), write_run(tmp_path / "darts_gal", scale=0.8)]
+    return [write_run(tmp_path / "darts", final={"test_accuracy": 0.92}), write_run(tmp_path / "darts_gal", scale=0.8)]
 
 
 def test_png(two_runs, tmp_path):
@@ -98,7 +98,7 @@ def test_svg_lists_runs_and_panels(two_runs, tmp_path):
     out = plot_runs(load_runs(two_runs), tmp_path / "c.svg", metrics=["val_acc", "train_loss", "lr"])
     root = ET.fromstring(out.read_bytes())
     texts = " ".join("".join(t.itertext()) for t in root.iter("{http://www.w3.org/2000/svg}text"))
-    for s in ("Accuracy", "Loss", "darts: val_acc", "darts_gal: train_loss", "epoch", "lr"):
+    for s in ("Accuracy", "Loss", "darts: val_acc", "darts_gal: train_loss", "epoch", "lr", "darts: test (final)"):
         assert s in texts, s
     # the same runs give the same file
     again = plot_runs(load_runs(two_runs), tmp_path / "d.svg", metrics=["val_acc", "train_loss", "lr"])
