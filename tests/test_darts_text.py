@@ -290,3 +290,13 @@ def test_genotype_from_darts_values():
     assert g.cells["normal"].nodes == [0] and g.cells["reduction"].concat == [0]
     with pytest.raises(SpecError, match="normal: 1 \\(op, input\\) pairs"):
         genotype_from_darts([("sep_conv_3x3", 0)], [2], [("max_pool_3x3", 0), ("skip_connect", 1)], [2])
+
+
+def test_pasted_assignment_takes_the_given_name():
+    text = "genotype = " + to_darts(parse_darts(DARTS_V2))  # what DARTS's search log prints
+    assert parse_darts(text, name="searched").name == "searched"
+    assert parse_darts(text).name == "genotype"
+    # in a file, a name must exist
+    two = text + "\nother = " + DARTS_V2
+    with pytest.raises(SpecError, match="no genotype named 'searched'; found genotype, other"):
+        parse_darts(two, name="searched")

@@ -341,8 +341,7 @@ def compile_cmd(
 ) -> int:
     """Build the torch module of a spec and summarise it per cell position.
 
-    A bare genotype is stacked as the DARTS CIFAR-10 evaluation network (20 cells, C=36,
-    10 classes, 32x32x3); stacking options override those sizes.
+    A bare genotype is stacked as the DARTS CIFAR-10 evaluation network (20 cells, C=36, 10 classes, 32x32x3); stacking options override those sizes.
     """
     loaded = load_spec_arg(spec)
     opts = dict(cells=cells, channels=channels, classes=classes, in_channels=in_channels, input_size=input_size,

@@ -225,7 +225,9 @@ def genotype_names(text: str, source: str | None = None) -> list[str]:
     return list(named)
 
 
-def _select(text: str, name: str | None, source: str | None) -> tuple[ast.Call, str | None]:
+def _select(text: str, name: str | None, source: str | None, strict: bool = True) -> tuple[ast.Call, str | None]:
+    """The call to read and its name. ``strict``: a given name must be assigned in the text;
+    otherwise (pasted text) a name not found names the text's only genotype."""
     module = _parse_module(text, source)
     named, anonymous = _find_calls(module)
     if name is not None and named:
@@ -235,6 +237,9 @@ def _select(text: str, name: str | None, source: str | None) -> tuple[ast.Call, 
         if name.lower() in lower:
             real = lower[name.lower()]
             return named[real], real
+        calls = {id(c): c for c in [*named.values(), *anonymous]}
+        if not strict and len(calls) == 1:
+            return next(iter(calls.values())), name
         raise SpecError(
             [("", f"no genotype named {name!r}; found {', '.join(named)}")],
             source=source,
@@ -415,11 +420,12 @@ def parse_darts(
 ) -> Genotype:
     """Read DARTS ``Genotype(...)`` text (one call, or a Python file of assignments).
 
-    ``name`` picks the ``NAME = Genotype(...)`` assignment in a file (case-insensitively;
-    the names found are listed when it is missing). With text holding a single call, it
-    names the genotype. Nothing is executed: the text is read with :mod:`ast`.
+    ``name`` picks a ``NAME = Genotype(...)`` assignment (case-insensitively; the names
+    found are listed when it is missing and the text holds several genotypes). With text
+    holding a single genotype, it names the genotype. Nothing is executed: the text is
+    read with :mod:`ast`.
     """
-    call, found = _select(text, name, source)
+    call, found = _select(text, name, source, strict=False)
     prov = provenance.model_dump(exclude_none=True) if isinstance(provenance, Provenance) else dict(provenance or {})
     return _from_call(call, found or name or DEFAULT_NAME, prov, source)
 
