@@ -1,0 +1,240 @@
+"""Time one DARTS search step (α step + weight step) of the nasgal supernet.
+
+    python benchmarks/search_step.py --cells 8 --channels 16 --batch 64 --size 32 --device cuda --order first
+    python benchmarks/search_step.py ... --reference     # also time a plain DARTS-style supernet
+    python benchmarks/search_step.py ... --bf16 --channels-last --compile --partial-channels 4
+
+Prints the median milliseconds per step and the peak device memory (CUDA) of each
+implementation. ``--reference`` builds, in this file, a straightforward supernet written the
+way the reference DARTS code is (``sum(w * op(x) for op in ops)`` per edge, one module per op
+and edge), with the same weights, so the ratio comes from one run on one device.
+Needs only python3 and torch (nasgal itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nasgal.compiler.ops import FactorizedReduce, ReLUConvBN, build_op  # noqa: E402
+from nasgal.search import architect  # noqa: E402
+from nasgal.search.space import SearchSpace, default_space  # noqa: E402
+from nasgal.search.supernet import Architecture, Supernet  # noqa: E402
+
+
+# The plain reference-style supernet ---------------------------------------------------
+class PlainMixedOp(nn.Module):
+    def __init__(self, ops: list[str], c: int, stride: int):
+        super().__init__()
+        self.ops = nn.ModuleList()
+        for op in ops:
+            m = build_op(op, c, stride, affine=False)
+            if "pool" in op:
+                m = nn.Sequential(m, nn.BatchNorm2d(c, affine=False))
+            self.ops.append(m)
+
+    def forward(self, x, w):
+        return sum(wi * op(x) for wi, op in zip(w, self.ops))
+
+
+class PlainCell(nn.Module):
+    def __init__(self, space: SearchSpace, c_pp, c_p, c, reduction, reduction_prev):
+        super().__init__()
+        self.reduction = reduction
+        self.pre0 = FactorizedReduce(c_pp, c, affine=False) if reduction_prev else ReLUConvBN(c_pp, c, affine=False)
+        self.pre1 = ReLUConvBN(c_p, c, affine=False)
+        self.nodes = space.nodes
+        self.edges = nn.ModuleList()
+        for j in range(space.nodes):
+            for s in range(2 + j):
+                self.edges.append(PlainMixedOp(space.ops, c, 2 if reduction and s < 2 else 1))
+
+    def forward(self, s0, s1, weights):
+        states = [self.pre0(s0), self.pre1(s1)]
+        offset = 0
+        for _ in range(self.nodes):
+            s = sum(self.edges[offset + i](h, weights[offset + i]) for i, h in enumerate(states))
+            offset += len(states)
+            states.append(s)
+        return torch.cat(states[2:], dim=1)
+
+
+class PlainSupernet(nn.Module):
+    def __init__(self, space: SearchSpace, in_channels: int, classes: int):
+        super().__init__()
+        c = space.channels
+        cs = space.stem_multiplier * c
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, cs, 3, padding=1, bias=False), nn.BatchNorm2d(cs))
+        red = set(space.reduction_positions())
+        c_pp, c_p, c_cur, rp = cs, cs, c, False
+        self.cells = nn.ModuleList()
+        for i in range(space.cells):
+            if i in red:
+                c_cur *= 2
+            self.cells.append(PlainCell(space, c_pp, c_p, c_cur, i in red, rp))
+            rp = i in red
+            c_pp, c_p = c_p, space.nodes * c_cur
+        self.classifier = nn.Linear(c_p, classes)
+
+    def forward(self, x, arch):
+        w_n = F.softmax(arch["normal"], dim=-1)
+        w_r = F.softmax(arch["reduce"], dim=-1)
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1, w_r if cell.reduction else w_n)
+        return self.classifier(s1.mean(dim=(2, 3)))
+
+
+@torch.no_grad()
+def port_weights(fused: Supernet, plain: PlainSupernet) -> None:
+    """Copy the fused supernet's weights into the plain one (same function afterwards)."""
+    plain.stem.load_state_dict(fused.stem.state_dict())
+    plain.classifier.load_state_dict(fused.classifier.state_dict())
+    space = fused.space
+    for fc, pc in zip(fused.cells, plain.cells):
+        if fc.reduction_prev:
+            pc.pre0.conv_1.weight.copy_(fc.pre0_a.weight)
+            pc.pre0.conv_2.weight.copy_(fc.pre0_b.weight)
+        else:
+            pc.pre0[1].weight.copy_(fc.pre0.weight)
+        pc.pre1[1].weight.copy_(fc.pre1.weight)
+        for b, batch in enumerate(fc.batches):
+            rows = getattr(fc, f"rows{b}")
+            for s in range(batch.n_s):
+                for t in range(batch.n_t):
+                    mixed = pc.edges[int(rows[s, t])]
+                    for col in range(len(space.ops)):
+                        src = batch.edge_op_weights(s, t, col)
+                        dst = list(mixed.ops[col].parameters())
+                        assert len(src) == len(dst), (space.ops[col], len(src), len(dst))
+                        for d, w in zip(dst, src):
+                            d.copy_(w.reshape(d.shape))
+
+
+# Timing -----------------------------------------------------------------------------
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def make_step(model, arch, args, device):
+    w_opt = torch.optim.SGD(model.parameters(), 0.025, momentum=0.9, weight_decay=3e-4)
+    a_opt = torch.optim.Adam(arch.parameters(), 3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+    fwd = torch.compile(model) if args.compile else model
+    weights = list(model.parameters())
+    B, C = args.batch, args.in_channels
+    mf = torch.channels_last if args.channels_last else torch.contiguous_format
+    x = torch.randn(B, C, args.size, args.size, device=device).contiguous(memory_format=mf)
+    xv = torch.randn(B, C, args.size, args.size, device=device).contiguous(memory_format=mf)
+    y = torch.randint(0, args.classes, (B,), device=device)
+    yv = torch.randint(0, args.classes, (B,), device=device)
+
+    def step():
+        a_opt.zero_grad(set_to_none=True)
+        if args.order == "first":
+            grads = architect.first_order(fwd, arch, xv, yv, args.bf16)
+        else:
+            grads = architect.second_order(
+                model, arch, x, y, xv, yv, 0.025, 0.9, 3e-4, architect.momentum_buffers(model, w_opt), args.bf16
+            )
+        for p, g in zip(arch.parameters(), grads):
+            p.grad = g
+        a_opt.step()
+        w_opt.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+            logits = fwd(x, arch.as_dict(detach=True))
+        loss = F.cross_entropy(logits.float(), y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(weights, 5.0)
+        w_opt.step()
+
+    return step
+
+
+def time_impl(name, model, arch, args, device) -> tuple[float, float]:
+    model.to(device).train()
+    arch.to(device)
+    if args.channels_last:
+        model.to(memory_format=torch.channels_last)
+    step = make_step(model, arch, args, device)
+    for _ in range(args.warmup):
+        step()
+    sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    for _ in range(args.steps):
+        t0 = time.perf_counter()
+        step()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times) * 1000
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
+    print(f"{name:10s} median {med:9.1f} ms/step  (min {min(times) * 1000:.1f}, {args.steps} steps)  peak {peak:.2f} GiB", flush=True)
+    return med, peak
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cells", type=int, default=8)
+    p.add_argument("--channels", type=int, default=16)
+    p.add_argument("--nodes", type=int, default=4)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--size", type=int, default=32)
+    p.add_argument("--in-channels", type=int, default=3)
+    p.add_argument("--classes", type=int, default=10)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--order", choices=["first", "second"], default="first")
+    p.add_argument("--partial-channels", type=int, default=1)
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--compile", action="store_true", help="torch.compile the supernet")
+    p.add_argument("--reference", action="store_true", help="also time the plain reference-style supernet")
+    p.add_argument("--reference-only", action="store_true", help="time only the plain reference-style supernet")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    space = default_space().resized(cells=args.cells, channels=args.channels, nodes=args.nodes)
+    print(
+        f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), torch {torch.__version__}; "
+        f"C={args.channels} cells={args.cells} batch={args.batch} size={args.size} order={args.order} "
+        f"K={args.partial_channels} bf16={args.bf16} channels_last={args.channels_last} compile={args.compile}",
+        flush=True,
+    )
+    torch.manual_seed(0)
+    results = {}
+    if not args.reference_only:
+        model = Supernet(space, args.in_channels, args.classes, partial=args.partial_channels)
+        arch = Architecture(space, args.partial_channels)
+        results["nasgal"] = time_impl("nasgal", model, arch, args, device)
+        del model
+    if args.reference or args.reference_only:
+        if args.partial_channels > 1:
+            print("(the reference supernet has no partial channels; timing it at K=1)")
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        ref_args = argparse.Namespace(**{**vars(args), "compile": False})
+        model = PlainSupernet(space, args.in_channels, args.classes)
+        arch = Architecture(space, 1)
+        results["reference"] = time_impl("reference", model, arch, ref_args, device)
+    if len(results) == 2:
+        (t1, m1), (t0, m0) = results["nasgal"], results["reference"]
+        print(f"speed-up {t0 / t1:.2f}x; peak memory {m1 / m0:.2f} of the reference" if device.type == "cuda" else f"speed-up {t0 / t1:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
