@@ -22,6 +22,7 @@ from ..errors import NasgalError, SpecError
 COMMAND_MODULES: list[str] = [
     "nasgal.cli.spec_cmds",
     "nasgal.cli.render_cmds",
+    "nasgal.cli.search_cmds",
 ]
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)

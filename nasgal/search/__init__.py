@@ -1,0 +1,45 @@
+"""DARTS search: the search space as data, the supernet, the bilevel loop, the derivation rule.
+
+``nasgal.search.space`` and ``nasgal.search.derive`` need no torch; the rest is imported on
+first use, so ``import nasgal.search`` stays light and registers the ``search_space`` kind.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .derive import derive_cell, derive_genotype, edge_normalisation, softmax_rows, summary
+from .space import DEFAULT_SPACE_PATH, SearchSpace, default_space, load_space
+
+_LAZY = {
+    "Supernet": "supernet",
+    "Architecture": "supernet",
+    "SearchConfig": "run",
+    "SearchProgress": "run",
+    "search": "run",
+    "first_order": "architect",
+    "second_order": "architect",
+    "write_heatmap": "heatmap",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "DEFAULT_SPACE_PATH",
+    "SearchSpace",
+    "default_space",
+    "derive_cell",
+    "derive_genotype",
+    "edge_normalisation",
+    "load_space",
+    "softmax_rows",
+    "summary",
+    *_LAZY,
+]
