@@ -1,0 +1,192 @@
+"""From learned masks to kept nodes: threshold, budget, and the connectivity guard.
+
+Pure Python on the spec (no torch). Nodes are ranked by their final mask value, ties broken
+by the mask's running sum over the epochs (a node that died late is stronger than one that
+died early), then by position and node id.
+
+- No budget: a node is kept when its mask is above the threshold.
+- ``keep_nodes=f``: keep the ``round(f·N)`` strongest nodes (N = live nodes of the teacher),
+  counted as *live* nodes of the result; a node whose addition would overshoot the target by
+  more than one is skipped, so the count is met exactly where the graph allows and within one
+  node otherwise. Masks at zero still rank by their running sum.
+- ``keep_params=f``: a ceiling. Nodes are added strongest first, skipping any whose addition
+  would take the parameter count above ``f·params(teacher)``: the result fits the budget and
+  no further node would.
+- Connectivity guard (DESIGN §4): the last position (the classifier's input) and the
+  auxiliary head's position must stay live. Where they are not, the fewest, strongest nodes
+  that make them live are revived (earlier positions first when a position has no live
+  input), and each revival is reported. A budget yields to the guard; the result says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import combinations
+
+from ..errors import NasgalError
+from ..spec.costs import count_params
+from ..spec.network import Network
+from ..spec.plan import NetworkPlan, plan_network
+
+Node = tuple[int, int]  # (position, node id)
+
+
+@dataclass
+class Selection:
+    kept: list[list[int]]  # live nodes per position of the result
+    revived: list[dict] = field(default_factory=list)  # {position, node, mask}
+    events: list[str] = field(default_factory=list)
+    target: float | int | None = None  # node count or parameter ceiling asked for
+    budget_met: bool = True
+
+
+def _with_kept(network: Network, kept: dict[int, set[int]]) -> Network:
+    """An unvalidated copy with these kept nodes (for cheap probing)."""
+    positions = [
+        pos.model_copy(update={"kept": sorted(kept.get(i, set()))}) for i, pos in enumerate(network.positions)
+    ]
+    return network.model_copy(update={"positions": positions})
+
+
+def candidates(network: Network) -> list[list[int]]:
+    """The teacher's live intermediate nodes per position: what pruning chooses from."""
+    return [list(cp.live) for cp in plan_network(network).cells]
+
+
+class _Probe:
+    def __init__(self, network: Network) -> None:
+        self.network = network
+
+    def plan(self, kept: dict[int, set[int]]) -> NetworkPlan:
+        return plan_network(_with_kept(self.network, kept))
+
+    def live_count(self, kept: dict[int, set[int]]) -> int:
+        return sum(len(cp.live) for cp in self.plan(kept).cells)
+
+    def params(self, kept: dict[int, set[int]]) -> int:
+        return count_params(_with_kept(self.network, kept))
+
+    def required(self) -> list[int]:
+        req = [len(self.network.positions) - 1]
+        if self.network.auxiliary is not None:
+            req.append(self.network.auxiliary.position)
+        return req
+
+    def connected(self, kept: dict[int, set[int]]) -> bool:
+        plan = self.plan(kept)
+        return all(not plan.cells[p].dead for p in self.required())
+
+
+def rank_nodes(
+    masks: list[dict[int, float]], integral: list[dict[int, float]] | None = None
+) -> list[Node]:
+    """All (position, node) pairs, strongest first."""
+    keyed = []
+    for p, m in enumerate(masks):
+        for n, v in m.items():
+            s = integral[p].get(n, 0.0) if integral is not None else 0.0
+            keyed.append((-float(v), -float(s), p, n))
+    keyed.sort()
+    return [(p, n) for _, _, p, n in keyed]
+
+
+def _add(kept: dict[int, set[int]], node: Node) -> dict[int, set[int]]:
+    out = {p: set(s) for p, s in kept.items()}
+    out.setdefault(node[0], set()).add(node[1])
+    return out
+
+
+def _revive(
+    probe: _Probe, kept: dict[int, set[int]], position: int, masks: list[dict[int, float]], rank: dict[Node, int],
+    sel: Selection,
+) -> dict[int, set[int]]:
+    """Make ``position`` live with the fewest, strongest revived nodes."""
+    plan = probe.plan(kept)
+    cp = plan.cells[position]
+    if not cp.dead:
+        return kept
+    if cp.c_in[0] == 0 and cp.c_in[1] == 0:
+        kept = _revive(probe, kept, position - 1, masks, rank, sel)
+    pool = [n for n in masks[position] if n not in kept.get(position, set())]
+    pool.sort(key=lambda n: rank[(position, n)])
+    for size in range(1, len(pool) + 1):
+        for combo in combinations(pool, size):  # in rank order: strongest combinations first
+            trial = kept
+            for n in combo:
+                trial = _add(trial, (position, n))
+            if not probe.plan(trial).cells[position].dead:
+                for n in combo:
+                    v = float(masks[position][n])
+                    sel.revived.append({"position": position, "node": n, "mask": v})
+                    sel.events.append(
+                        f"revived node {n} of position {position} (mask {v:.3g}) so that position {position} "
+                        "stays live and the network stays connected"
+                    )
+                return trial
+    raise NasgalError(
+        f"cannot keep position {position} live: no choice of its nodes {sorted(masks[position])} has a live input",
+        hint="prune with a smaller --lam or a budget (--keep-nodes / --keep-params)",
+    )
+
+
+def select_nodes(
+    network: Network,
+    masks: list[dict[int, float]],
+    *,
+    threshold: float = 0.0,
+    keep_params: float | None = None,
+    keep_nodes: float | None = None,
+    integral: list[dict[int, float]] | None = None,
+) -> Selection:
+    """Kept nodes per position from mask values (``masks[p][node]``, teacher-live nodes only)."""
+    if len(masks) != len(network.positions):
+        raise NasgalError(f"{len(masks)} mask entries for {len(network.positions)} positions")
+    probe = _Probe(network)
+    ranked = rank_nodes(masks, integral)
+    rank = {node: i for i, node in enumerate(ranked)}
+    total = len(ranked)
+    kept: dict[int, set[int]] = {}
+    sel = Selection(kept=[])
+    if keep_nodes is not None:
+        target = max(1, round(keep_nodes * total))
+        sel.target = target
+        for slack in (0, 1):  # exact first; then allow one over where the graph forces it
+            for node in ranked:
+                if node[1] in kept.get(node[0], set()):
+                    continue
+                trial = _add(kept, node)
+                if probe.live_count(trial) <= target + slack:
+                    kept = trial
+                if probe.live_count(kept) >= target:
+                    break
+            if probe.live_count(kept) >= target:
+                break
+    elif keep_params is not None:
+        ceiling = keep_params * count_params(network)
+        sel.target = ceiling
+        for node in ranked:
+            trial = _add(kept, node)
+            if probe.params(trial) <= ceiling:
+                kept = trial
+    else:
+        for p, m in enumerate(masks):
+            kept[p] = {n for n, v in m.items() if v > threshold}
+
+    for position in probe.required():
+        kept = _revive(probe, kept, position, masks, rank, sel)
+
+    plan = probe.plan(kept)
+    sel.kept = [list(cp.live) for cp in plan.cells]
+    if keep_nodes is not None:
+        live = sum(len(k) for k in sel.kept)
+        sel.budget_met = abs(live - sel.target) <= 1
+        if not sel.budget_met:
+            sel.events.append(f"keep-nodes target {sel.target} missed: {live} live nodes")
+    elif keep_params is not None:
+        params = probe.params(kept)
+        sel.budget_met = params <= sel.target
+        if not sel.budget_met:
+            sel.events.append(
+                f"keep-params ceiling {sel.target:,.0f} exceeded ({params:,} parameters) to keep the network connected"
+            )
+    return sel

@@ -1,0 +1,103 @@
+"""Pruning configuration: DARTS-GAL's settings, every value overridable and recorded.
+
+The resolved config is saved with each pruning run (``config.json``) and its hyperparameters
+go into the pruned spec's ``pruning.params``, so a pruned network says how it was found.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..errors import SpecError
+from ..spec.io import problems_of
+
+
+class PruneConfig(BaseModel):
+    """Everything that decides a GAL pruning run besides the network, its weights and the data."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Schedule and data (the paper: batch 100, lr 0.01).
+    epochs: int = Field(10, ge=1, description="Pruning epochs over the training split.")
+    batch_size: int = Field(100, ge=1, description="Images per GAL iteration (the paper's 100).")
+    subset: int | None = Field(None, ge=1, description="Use this many training images (stratified), for quick runs.")
+    val_fraction: float = Field(
+        0.1, ge=0, lt=1, description="Part of the training set held out for validation (same split as `train`)."
+    )
+    # Generator weights: SGD with momentum; weight decay is the paper's R(W_G).
+    lr: float = Field(0.01, gt=0, description="Learning rate of the generator's weights (SGD, constant).")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum of the generator's weights.")
+    weight_decay: float = Field(3e-4, ge=0, description="L2 weight decay of the generator's weights, R(W_G).")
+    bn: Literal["eval", "train"] = Field(
+        "eval",
+        description="Generator BatchNorm mode: 'eval' keeps the teacher's statistics (G equals T at the start "
+        "and a mask scales a node's real contribution); 'train' normalises with batch statistics.",
+    )
+    # Objective.
+    lam: float = Field(0.02, ge=0, description="Strength λ of the L1 penalty on the node masks.")
+    mu: float = Field(1.0, ge=0, description="Weight μ of the data loss (1/2n)·Σ‖p_T − p_G‖² in the generator loss.")
+    # Masks: proximal gradient (FISTA) with their own step size and restarts.
+    mask_lr: float = Field(0.01, gt=0, description="Step size of the proximal (FISTA) mask updates.")
+    lam_warmup: int = Field(
+        1, ge=0, description="Epochs over which λ ramps linearly from 0 to its value (0: full λ from the start)."
+    )
+    fista_restart: int = Field(
+        100, ge=1, description="Restart FISTA's momentum every this many iterations (keeps steps bounded)."
+    )
+    threshold: float = Field(0.0, ge=0, description="A node is removed when its final mask is at or below this.")
+    # Critic.
+    critic_steps: int = Field(5, ge=1, description="Critic steps per generator step (WGAN's n_critic).")
+    critic_lr: float | None = Field(
+        None, gt=0, description="Critic learning rate (None: 5e-5 RMSprop with clipping, 1e-4 Adam with GP)."
+    )
+    clip: float | None = Field(0.01, gt=0, description="Critic weight clipping bound (None: no clipping).")
+    gp: float = Field(0.0, ge=0, description="Gradient-penalty weight (WGAN-GP; 0: off). With GP, use clip=None.")
+    # Budget: a target instead of (or on top of) λ's own sparsity.
+    keep_params: float | None = Field(
+        None, gt=0, le=1, description="Keep at most this fraction of the teacher's parameters (maximal node set under it)."
+    )
+    keep_nodes: float | None = Field(
+        None, gt=0, le=1, description="Keep this fraction of the teacher's live nodes (rounded; met within one node)."
+    )
+    # Runtime.
+    seed: int = Field(0, description="Seed of the critic's initialisation, data order and gradient penalty.")
+    device: str = Field("auto", description="'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast of teacher and generator, or fp32.")
+    channels_last: bool = Field(True, description="NHWC memory layout for teacher and generator.")
+    eval_batch_size: int = Field(512, ge=1, description="Batch size of validation passes.")
+    threads: int | None = Field(None, ge=1, description="CPU threads for torch (None: torch's default).")
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> "PruneConfig":
+        if self.keep_params is not None and self.keep_nodes is not None:
+            raise ValueError("give at most one of keep_params and keep_nodes")
+        return self
+
+    @property
+    def critic_lr_value(self) -> float:
+        if self.critic_lr is not None:
+            return self.critic_lr
+        return 1e-4 if self.gp > 0 else 5e-5
+
+    @property
+    def budget(self) -> dict[str, float] | None:
+        if self.keep_params is not None:
+            return {"keep_params": self.keep_params}
+        if self.keep_nodes is not None:
+            return {"keep_nodes": self.keep_nodes}
+        return None
+
+    def record(self) -> dict[str, Any]:
+        """The hyperparameters that decide the pruned spec (for ``pruning.params``)."""
+        skip = {"device", "threads", "eval_batch_size"}
+        return {k: v for k, v in self.model_dump().items() if k not in skip}
+
+
+def resolve_prune_config(**overrides: Any) -> PruneConfig:
+    """The defaults with ``overrides`` (those not ``None``) applied on top."""
+    try:
+        return PruneConfig(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as err:
+        raise SpecError(problems_of(err), source="pruning config") from None
