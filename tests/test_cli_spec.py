@@ -227,6 +227,11 @@ def test_validate_ok(nasgal, tmp_path):
     ]
 
 
+def test_validate_other_kinds(nasgal):
+    r = nasgal("validate", REPO / "spaces" / "darts.json")
+    assert r.code == 0 and r.out.startswith("ok  ") and "search_space 'darts'" in r.out
+
+
 def _cell_edit(fn):
     def edit(d):
         fn(d["cells"]["normal"])

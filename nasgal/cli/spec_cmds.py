@@ -83,7 +83,10 @@ def _fmt_int(n: int) -> str:
 
 
 def load_spec_arg(arg: str) -> Any:
-    """A spec argument (path or library name) loaded as its model."""
+    """A spec argument (path or library name) loaded as its model (any registered kind)."""
+    from ..spec.schemas import registered_kinds
+
+    registered_kinds()  # import the modules that register more kinds (search_space, ...)
     return load(resolve_spec_path(arg))
 
 
