@@ -52,6 +52,23 @@ def _geometry(op: str) -> tuple[str, int, int] | None:
     return None
 
 
+def grouped_pointwise(x: torch.Tensor, weight: torch.Tensor, groups: int, stride: int = 1) -> torch.Tensor:
+    """A grouped 1x1 conv (``weight`` ``[G*o, i, 1, 1]``) as one batched matmul.
+
+    cuDNN runs many-group 1x1 convs through transposes that cost more than the convs; a matmul
+    of ``[G, o, i]`` with the input viewed as ``[B, G, i, H*W]`` needs none. Inputs that are not
+    NCHW-contiguous (channels_last) take the conv path.
+    """
+    if not x.is_contiguous():
+        return F.conv2d(x, weight, stride=stride, groups=groups)
+    if stride > 1:
+        x = x[:, :, ::stride, ::stride].contiguous()  # a 1x1 conv with stride s reads every s-th pixel
+    B, _, H, W = x.shape
+    w = weight.view(groups, weight.shape[0] // groups, weight.shape[1]).to(x.dtype)  # [G, o, i]
+    y = torch.matmul(w, x.view(B, groups, weight.shape[1], H * W))  # [B, G, o, H*W]
+    return y.view(B, -1, H, W)
+
+
 def _bn(c: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(c, affine=False)
 
@@ -139,7 +156,8 @@ class SourceBatch(nn.Module):
         def add(weights: torch.Tensor, y: torch.Tensor) -> None:
             # weights [n_t, K] @ y [B, K, ...] -> [B, n_t, c*H'*W']
             nonlocal out
-            z = torch.matmul(weights.to(y.dtype), y.reshape(B, weights.shape[1], -1))
+            wt = weights.to(y.dtype)
+            z = torch.bmm(wt.expand(B, *wt.shape), y.reshape(B, wt.shape[1], -1))
             out = z if out is None else out + z
 
         r = F.relu(x) if self.needs_relu else None
@@ -153,10 +171,10 @@ class SourceBatch(nn.Module):
                 dim=1,
             )
             Ho, Wo = d.shape[-2:]
-            y1 = self.bn1(self.pw1(d.flatten(1, 4)))  # [B, G*n_e*c, H', W']
+            y1 = self.bn1(grouped_pointwise(d.flatten(1, 4), self.pw1.weight, self.pw1.groups))  # [B, G*n_e*c, H', W']
             y1 = y1.view(B, len(self.stage1), n_e * c, Ho, Wo)
             for i in range(self.n_sep):
-                y2 = self.bn2[i](self.pw2[i](self.dw2[i](F.relu(y1[:, i]))))  # [B, n_e*c, H', W']
+                y2 = self.bn2[i](grouped_pointwise(self.dw2[i](F.relu(y1[:, i])), self.pw2[i].weight, self.pw2[i].groups))  # [B, n_e*c, H', W']
                 add(per_edge([self.stage1[i][0]]), y2)
             if len(self.stage1) > self.n_sep:
                 add(per_edge([col for col, _, _ in self.stage1[self.n_sep :]]), y1[:, self.n_sep :])
@@ -170,8 +188,8 @@ class SourceBatch(nn.Module):
             add(w[:, :, self.skip_col].t(), x)
         if self.fr_col is not None:
             shifted = F.pad(r[:, :, 1:, 1:], (0, 1, 0, 1))
-            a = self.fr1(r).unflatten(1, (n_s, n_t, 1, c // 2))
-            b = self.fr2(shifted).unflatten(1, (n_s, n_t, 1, c // 2))
+            a = grouped_pointwise(r, self.fr1.weight, n_s, 2).unflatten(1, (n_s, n_t, 1, c // 2))
+            b = grouped_pointwise(shifted, self.fr2.weight, n_s, 2).unflatten(1, (n_s, n_t, 1, c // 2))
             add(per_edge([self.fr_col]), self.fr_bn(torch.cat([a, b], dim=3).flatten(1, 4)))
         if self.generic:
             xs = x.unflatten(1, (n_s, c))
@@ -266,7 +284,9 @@ class SearchCell(nn.Module):
                     bypass = F.max_pool2d(bypass.flatten(1, 2), 2, 2, ceil_mode=True).unflatten(1, (batch.n_s, c - c_op))
                 mixed = batch(x_op, w)  # [B, n_t, c_op, H', W']
                 Ho, Wo = mixed.shape[-2:]
-                by = torch.matmul(en.t().to(bypass.dtype), bypass.reshape(B, batch.n_s, -1)).view(B, batch.n_t, c - c_op, Ho, Wo)
+                en_t = en.t().to(bypass.dtype)  # [n_t, n_s]
+                by = torch.bmm(en_t.expand(B, *en_t.shape), bypass.reshape(B, batch.n_s, -1))
+                by = by.view(B, batch.n_t, c - c_op, Ho, Wo)
                 contrib = torch.cat([mixed, by], dim=2)
             else:
                 contrib = batch(src, w)  # [B, n_t, c, H', W']
