@@ -96,37 +96,77 @@ def _add(kept: dict[int, set[int]], node: Node) -> dict[int, set[int]]:
     return out
 
 
-def _revive(
+def _key(kept: dict[int, set[int]]) -> tuple:
+    return tuple(sorted((p, n) for p, s in kept.items() for n in s))
+
+
+def _make_live(
     probe: _Probe, kept: dict[int, set[int]], position: int, masks: list[dict[int, float]], rank: dict[Node, int],
-    sel: Selection,
-) -> dict[int, set[int]]:
-    """Make ``position`` live with the fewest, strongest revived nodes."""
+    memo: dict,
+) -> dict[int, set[int]] | None:
+    """The cheapest extension of ``kept`` (fewest added nodes, then strongest) in which
+    ``position`` is live; ``None`` when no extension can make it live."""
+    key = (position, _key(kept))
+    if key in memo:
+        return memo[key]
     plan = probe.plan(kept)
-    cp = plan.cells[position]
-    if not cp.dead:
+    if not plan.cells[position].dead:
+        memo[key] = kept
         return kept
-    if cp.c_in[0] == 0 and cp.c_in[1] == 0:
-        kept = _revive(probe, kept, position - 1, masks, rank, sel)
-    pool = [n for n in masks[position] if n not in kept.get(position, set())]
-    pool.sort(key=lambda n: rank[(position, n)])
-    for size in range(1, len(pool) + 1):
-        for combo in combinations(pool, size):  # in rank order: strongest combinations first
-            trial = kept
-            for n in combo:
-                trial = _add(trial, (position, n))
-            if not probe.plan(trial).cells[position].dead:
+    pool = sorted((n for n in masks[position] if n not in kept.get(position, set())), key=lambda n: rank[(position, n)])
+
+    def within(base: dict[int, set[int]]) -> dict[int, set[int]] | None:
+        for size in range(1, len(pool) + 1):
+            for combo in combinations(pool, size):  # in rank order: strongest combinations first
+                trial = base
                 for n in combo:
-                    v = float(masks[position][n])
-                    sel.revived.append({"position": position, "node": n, "mask": v})
-                    sel.events.append(
-                        f"revived node {n} of position {position} (mask {v:.3g}) so that position {position} "
-                        "stays live and the network stays connected"
-                    )
-                return trial
-    raise NasgalError(
-        f"cannot keep position {position} live: no choice of its nodes {sorted(masks[position])} has a live input",
-        hint="prune with a smaller --lam or a budget (--keep-nodes / --keep-params)",
-    )
+                    trial = _add(trial, (position, n))
+                if not probe.plan(trial).cells[position].dead:
+                    return trial
+        return None
+
+    best = within(kept)
+    if best is None:  # no live input to build on: make an earlier position live first
+        options = []
+        for q in (position - 1, position - 2):
+            if q >= 0 and plan.cells[q].dead:
+                base = _make_live(probe, kept, q, masks, rank, memo)
+                found = within(base) if base is not None else None
+                if found is not None:
+                    added = [node for node in _key(found) if node not in set(_key(kept))]
+                    options.append((len(added), sum(rank[a] for a in added), found))
+        best = min(options, key=lambda o: o[:2])[2] if options else None
+    memo[key] = best
+    return best
+
+
+def _connect(
+    probe: _Probe, kept: dict[int, set[int]], masks: list[dict[int, float]], rank: dict[Node, int],
+) -> dict[int, set[int]]:
+    """Make every required position live with the fewest, strongest added nodes."""
+    for position in probe.required():
+        found = _make_live(probe, kept, position, masks, rank, {})
+        if found is None:
+            raise NasgalError(
+                f"cannot keep position {position} live: no choice of nodes gives it a live input",
+                hint="prune with a smaller --lam or a budget (--keep-nodes / --keep-params)",
+            )
+        kept = found
+    return kept
+
+
+def _fill(probe: _Probe, kept: dict[int, set[int]], ranked: list[Node], fits) -> dict[int, set[int]]:
+    """Add nodes strongest first while ``fits(trial)``, counting only additions that make them live."""
+    changed = True
+    while changed:
+        changed = False
+        for node in ranked:
+            if node[1] in kept.get(node[0], set()):
+                continue
+            trial = _add(kept, node)
+            if probe.live_count(trial) > probe.live_count(kept) and fits(trial):
+                kept, changed = trial, True
+    return kept
 
 
 def select_nodes(
@@ -145,36 +185,35 @@ def select_nodes(
     ranked = rank_nodes(masks, integral)
     rank = {node: i for i, node in enumerate(ranked)}
     total = len(ranked)
-    kept: dict[int, set[int]] = {}
     sel = Selection(kept=[])
-    if keep_nodes is not None:
-        target = max(1, round(keep_nodes * total))
-        sel.target = target
-        for slack in (0, 1):  # exact first; then allow one over where the graph forces it
-            for node in ranked:
-                if node[1] in kept.get(node[0], set()):
-                    continue
-                trial = _add(kept, node)
-                if probe.live_count(trial) <= target + slack:
-                    kept = trial
-                if probe.live_count(kept) >= target:
-                    break
-            if probe.live_count(kept) >= target:
-                break
-    elif keep_params is not None:
-        ceiling = keep_params * count_params(network)
-        sel.target = ceiling
-        for node in ranked:
-            trial = _add(kept, node)
-            if probe.params(trial) <= ceiling:
-                kept = trial
+    if keep_nodes is None and keep_params is None:
+        above = {p: {n for n, v in m.items() if v > threshold} for p, m in enumerate(masks)}
+        kept = _connect(probe, above, masks, rank)
+        guard = set(_key(kept)) - set(_key(above))
     else:
-        for p, m in enumerate(masks):
-            kept[p] = {n for n, v in m.items() if v > threshold}
-
-    for position in probe.required():
-        kept = _revive(probe, kept, position, masks, rank, sel)
-
+        # Connect first (the fewest, strongest nodes), then fill to the budget strongest first.
+        kept = _connect(probe, {}, masks, rank)
+        guard = set(_key(kept))
+        if keep_nodes is not None:
+            target = max(1, round(keep_nodes * total))
+            sel.target = target
+            for slack in (0, 1):  # exact where the graph allows; then one over where it forces it
+                if probe.live_count(kept) < target:
+                    kept = _fill(probe, kept, ranked, lambda t, s=slack: probe.live_count(t) <= target + s)
+        else:
+            ceiling = keep_params * count_params(network)
+            sel.target = ceiling
+            kept = _fill(probe, kept, ranked, lambda t: probe.params(t) <= ceiling)
+    live = {(p, n) for p, cp in enumerate(probe.plan(kept).cells) for n in cp.live}
+    for p, n in sorted(live, key=lambda node: rank[node]):
+        v = float(masks[p][n])
+        if v > threshold:
+            continue
+        if (p, n) in guard:  # the guard needed it although its mask says remove
+            sel.revived.append({"position": p, "node": n, "mask": v})
+            sel.events.append(f"revived node {n} of position {p} (mask {v:.3g}) to keep the network connected")
+        else:
+            sel.events.append(f"kept node {n} of position {p} (mask {v:.3g}) to meet the budget")
     plan = probe.plan(kept)
     sel.kept = [list(cp.live) for cp in plan.cells]
     if keep_nodes is not None:
