@@ -30,6 +30,15 @@ def _offline(monkeypatch):
     monkeypatch.delenv("NASGAL_DATA_DIR", raising=False)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny nets run fastest on one thread, and a busy 2-core machine makes more threads thrash."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def data_dir(tmp_path) -> Path:
     d = tmp_path / "data" / "fashion_mnist"
@@ -293,7 +302,6 @@ def test_same_seed_gives_the_same_pruned_spec(tmp_path, data_dir):
 def test_resume_equals_uninterrupted_and_complete_runs_return_their_result(tmp_path, data_dir):
     kw = dict(lam=0.5, mask_lr=0.1)
     full, rfull = run_prune(tmp_path, data_dir, name="full", **kw)
-    none, part = run_prune(tmp_path, data_dir, name="part", stop_after=1, **kw) if False else (None, None)
     net = tiny_network()
     state = random_state(net)
     cfg = small_config(**kw)
