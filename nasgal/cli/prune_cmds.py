@@ -72,8 +72,7 @@ def prune_cmd(
 ) -> int:
     """Prune NETWORK's nodes with GAL against its trained weights; writes OUT/pruned.json.
 
-    Retrain the result from scratch with `nasgal train OUT/pruned.json ...`, or from the
-    teacher's surviving weights with `--inherit TEACHER_RUN`.
+    Retrain it with `nasgal train OUT/pruned.json ...` (from scratch) or add `--inherit TEACHER_RUN`.
     """
     from ..progress import default_reporter
     from ..prune import prune, resolve_prune_config
