@@ -22,7 +22,9 @@ from ..errors import NasgalError, SpecError
 COMMAND_MODULES: list[str] = [
     "nasgal.cli.spec_cmds",
     "nasgal.cli.render_cmds",
+    "nasgal.cli.train_cmds",
     "nasgal.cli.search_cmds",
+    "nasgal.cli.prune_cmds",
 ]
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)

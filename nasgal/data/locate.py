@@ -56,6 +56,13 @@ def search_roots(data_dir: str | os.PathLike[str] | None) -> list[SearchRoot]:
     """The roots searched, in order."""
     roots = []
     if data_dir is not None:
+        given = Path(data_dir).expanduser()
+        if not given.is_dir():
+            what = "is a file, not a folder" if given.exists() else "does not exist"
+            raise DataError(
+                f"data directory {given} {what}",
+                hint="pass the folder that holds the dataset files (or omit --data-dir to use the default locations)",
+            )
         roots.append(SearchRoot(Path(data_dir).expanduser(), "data_dir / --data-dir", True))
     env = os.environ.get(ENV_DATA_DIR)
     if env:

@@ -1,0 +1,141 @@
+"""Images/s of nasgal's training step, optionally beside a plain eager reference loop.
+
+    python benchmarks/train_step.py --device cuda --capture compile+cuda-graph --precision bf16
+    python benchmarks/train_step.py --device cpu --reference      # ratio from one run
+
+The network defaults to the paper's FashionMNIST net: DARTS_V2, 5 cells, C=16, 28x28x1,
+batch 128. Data is synthetic and already on the device: this times the step, not loading.
+The reference loop is what the reference DARTS training script does per step: eager fp32,
+NCHW, per-parameter SGD, gradient clipping, and a host sync for the loss every step.
+Prints one JSON object per measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import nasgal  # noqa: E402
+from nasgal.compiler import compile_network  # noqa: E402
+from nasgal.spec.library import resolve_spec_path  # noqa: E402
+from nasgal.train.step import TrainStep, make_optimizer  # noqa: E402
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def build(args) -> nasgal.Network:
+    geno = nasgal.load(resolve_spec_path(args.genotype))
+    reductions = [int(r) for r in args.reductions.split(",")] if args.reductions else None
+    return nasgal.stack(geno, cells=args.cells, channels=args.channels, classes=args.classes,
+                        in_channels=args.in_channels, input_size=args.size, reductions=reductions)
+
+
+def time_steps(step_fn, batches, device, warmup: int, steps: int, repeats: int) -> list[float]:
+    for i in range(warmup):
+        step_fn(*batches[i % len(batches)])
+    sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for i in range(steps):
+            step_fn(*batches[i % len(batches)])
+        sync(device)
+        times.append((time.perf_counter() - t0) / steps)
+    return times
+
+
+def reference_step(model, device, grad_clip: float = 5.0):
+    opt = torch.optim.SGD(model.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4, foreach=False)
+
+    def step(x, y):
+        opt.zero_grad()
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip, foreach=False)
+        opt.step()
+        loss.item()  # the reference logs the loss every step: one host sync
+        (logits.argmax(1) == y).float().mean().item()
+
+    return step
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--genotype", default="darts_v2")
+    p.add_argument("--cells", type=int, default=5)
+    p.add_argument("--channels", type=int, default=16)
+    p.add_argument("--classes", type=int, default=10)
+    p.add_argument("--in-channels", type=int, default=1)
+    p.add_argument("--size", type=int, default=28)
+    p.add_argument("--reductions", default="")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--capture", default="none", choices=["none", "compile", "cuda-graph", "compile+cuda-graph"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--grad-clip", type=float, default=5.0)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--reference", action="store_true", help="also time the plain eager reference loop")
+    p.add_argument("--only-reference", action="store_true")
+    args = p.parse_args()
+
+    device = torch.device(args.device)
+    net = build(args)
+    torch.manual_seed(0)
+    shape = (args.batch, args.in_channels, args.size, args.size)
+    batches = [(torch.randn(shape, device=device), torch.randint(0, args.classes, (args.batch,), device=device))
+               for _ in range(4)]
+    base = {"network": net.name, "params": nasgal.count_params(net), "batch": args.batch, "device": str(device),
+            "torch": torch.__version__, "threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        base["gpu"] = torch.cuda.get_device_name(device)
+    results = {}
+    if args.reference or args.only_reference:
+        model = compile_network(net).to(device).train()
+        times = time_steps(reference_step(model, device, args.grad_clip), batches, device,
+                           args.warmup, args.steps, args.repeats)
+        ms = statistics.median(times)
+        results["reference"] = args.batch / ms
+        print(json.dumps({**base, "loop": "reference-eager-fp32", "ms_per_step": ms * 1e3,
+                          "images_per_s": args.batch / ms}), flush=True)
+    if not args.only_reference:
+        model = compile_network(net).to(device).train()
+        if args.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+            batches = [(x.contiguous(memory_format=torch.channels_last), y) for x, y in batches]
+        opt = make_optimizer(model, 0.025, 0.9, 3e-4, device)
+        step = TrainStep(model, opt, grad_clip=args.grad_clip, precision=args.precision,
+                         capture=args.capture, device=device)
+        t_setup = time.perf_counter()
+        step(*batches[0])
+        sync(device)
+        setup_s = time.perf_counter() - t_setup
+        times = time_steps(step, batches, device, args.warmup, args.steps, args.repeats)
+        ms = statistics.median(times)
+        row = {**base, "loop": "nasgal", "capture": args.capture, "precision": args.precision,
+               "channels_last": args.channels_last, "first_step_s": setup_s, "ms_per_step": ms * 1e3,
+               "images_per_s": args.batch / ms}
+        if "reference" in results:
+            row["speedup_vs_reference"] = row["images_per_s"] / results["reference"]
+        if device.type == "cuda":
+            row["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
