@@ -454,7 +454,8 @@ def test_real_fashion_mnist_run_removes_nodes(tmp_path):
     train(net, dataset="fashion_mnist", config=resolve_config("paper", epochs=2, subset=2000, lr=0.025, device="cpu"),
           out_dir=tmp_path / "t", data_dir=data)
     pruned, res = prune(net, load_weights(tmp_path / "t"), dataset="fashion_mnist", out_dir=tmp_path / "p",
-                        data_dir=data, config=resolve_prune_config(epochs=3, subset=3000, device="cpu"))
+                        data_dir=data, config=resolve_prune_config(epochs=4, subset=4000, lam=0.05, mask_lr=0.1,
+                                                                      device="cpu"))
     assert res["nodes_after"] < res["nodes_before"]
     assert nasgal.count_params(nasgal.load(tmp_path / "p" / "pruned.json")) == res["params_after"] < res["params_before"]
     model = compile_network(pruned)
