@@ -8,6 +8,7 @@ canonical hash that ignores how the intermediate nodes are numbered.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from typing import TYPE_CHECKING, Iterable
 
 import networkx as nx
@@ -97,7 +98,9 @@ def canonical_hash(cell: "Cell") -> str:
         labels.setdefault((n, OUTPUT), []).append("concat")
     for (u, v), ops in labels.items():
         g.add_edge(u, v, label="+".join(sorted(ops)))
-    wl = nx.weisfeiler_lehman_graph_hash(g, node_attr="label", edge_attr="label", iterations=5)
+    with warnings.catch_warnings():  # networkx 3.5 notes that its hashes changed; ours are recomputed, never stored
+        warnings.simplefilter("ignore")
+        wl = nx.weisfeiler_lehman_graph_hash(g, node_attr="label", edge_attr="label", iterations=5)
     return hashlib.sha256(wl.encode()).hexdigest()[:16]
 
 

@@ -27,6 +27,16 @@ def register_kind(kind: str, model: type[BaseModel]) -> None:
     KINDS[kind] = model
 
 
+def _import_kind_modules() -> None:
+    """Import the modules that register further kinds (e.g. search spaces), on demand."""
+    import importlib
+
+    from .schemas import KIND_MODULES
+
+    for name in KIND_MODULES:
+        importlib.import_module(name)
+
+
 def _loc(parts: tuple) -> str:
     out = ""
     for part in parts:
@@ -83,6 +93,8 @@ def parse_spec(data: Any, source: str | None = None) -> BaseModel:
     if not isinstance(data, dict):
         raise SpecError([("", f"expected a JSON object, got {type(data).__name__}")], source=source)
     kind = data.get("kind")
+    if kind not in KINDS:
+        _import_kind_modules()
     if kind not in KINDS:
         known = ", ".join(sorted(KINDS))
         what = "missing" if kind is None else f"unknown kind {kind!r}"

@@ -15,7 +15,7 @@ from .genotype import FORMAT_VERSION, Provenance
 class CifarStem(SpecModel):
     """3x3 conv (in -> multiplier*C) and BN at full resolution (DARTS CIFAR stem)."""
 
-    kind: Literal["cifar"] = "cifar"
+    kind: Literal["cifar"] = Field("cifar", description="Stem kind tag: the DARTS CIFAR stem.")
     multiplier: PositiveInt = Field(3, description="Stem output channels as a multiple of C.")
 
 
@@ -25,7 +25,7 @@ class Stride2Stem(SpecModel):
     The DARTS-GAL paper's stem for 224 px (Cats vs Dogs) and 360 px (spectrogram) inputs.
     """
 
-    kind: Literal["stride2"] = "stride2"
+    kind: Literal["stride2"] = Field("stride2", description="Stem kind tag: stride-2 conv first (large images).")
     multiplier: PositiveInt = Field(3, description="Stem output channels as a multiple of C.")
 
 
@@ -35,7 +35,7 @@ class ImageNetStem(SpecModel):
     Gives the first cell two inputs at 1/4 and 1/8 resolution, like a reduction did.
     """
 
-    kind: Literal["imagenet"] = "imagenet"
+    kind: Literal["imagenet"] = Field("imagenet", description="Stem kind tag: the DARTS ImageNet stem.")
 
 
 Stem = Annotated[Union[CifarStem, Stride2Stem, ImageNetStem], Field(discriminator="kind")]
