@@ -227,7 +227,7 @@ def test_second_order_gradient_matches_exact_autograd():
 
 
 # Runs -----------------------------------------------------------------------------------
-def _synthetic(n=32, size=8, classes=3, seed=0):
+def _synthetic(n=16, size=8, classes=3, seed=0):
     from nasgal.data import Dataset, DatasetInfo
 
     g = torch.Generator().manual_seed(seed)
