@@ -215,3 +215,20 @@ def test_paper_network_learns_real_fashion_mnist(tmp_path):
     res = train(net, dataset="fashion_mnist", config=cfg, out_dir=tmp_path / "run")
     assert res["test_accuracy"] > 0.6, res  # chance is 0.10
     assert not math.isnan(res["test_loss"])
+
+
+def test_device_sgd_matches_torch_sgd():
+    from nasgal.train.optim import DeviceSGD
+
+    torch.manual_seed(0)
+    a = [torch.randn(5, 3, requires_grad=True), torch.randn(7, requires_grad=True)]
+    b = [t.detach().clone().requires_grad_() for t in a]
+    ref = torch.optim.SGD(a, lr=0.05, momentum=0.9, weight_decay=3e-4)
+    ours = DeviceSGD(b, lr=torch.tensor(0.05), momentum=0.9, weight_decay=3e-4)
+    for step in range(4):
+        for params, opt in ((a, ref), (b, ours)):
+            opt.zero_grad()
+            sum((p * (step + 1.5)).sin().sum() for p in params).backward()
+            opt.step()
+    for x, y in zip(a, b):
+        torch.testing.assert_close(x, y)

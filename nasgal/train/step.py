@@ -22,11 +22,11 @@ def split_output(out) -> tuple[torch.Tensor, torch.Tensor | None]:
 
 
 def make_optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: float, device: torch.device):
+    from .optim import DeviceSGD
+
     params = [p for p in model.parameters() if p.requires_grad]
-    # A tensor lr lets a captured step see schedule changes; foreach keeps launches few.
-    return torch.optim.SGD(
-        params, lr=torch.tensor(lr, device=device), momentum=momentum, weight_decay=weight_decay, foreach=True
-    )
+    # A tensor lr lets a captured step see schedule changes; foreach ops keep launches few.
+    return DeviceSGD(params, lr=torch.tensor(lr, device=device), momentum=momentum, weight_decay=weight_decay)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
