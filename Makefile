@@ -27,7 +27,8 @@ system-deps:
 setup: system-deps $(VENV)/.installed
 
 demo: setup
-	$(BIN)/nasgal compile genotypes/darts_v2.json --cells 5 --channels 16 --in-channels 1 --input-size 28
+	$(BIN)/nasgal compile darts_v2 --cells 5 --channels 16 --in-channels 1 --input-size 28
+	$(BIN)/nasgal run examples/fashion_mnist_quick.toml
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -23,6 +23,7 @@ COMMAND_MODULES: list[str] = [
     "nasgal.cli.spec_cmds",
     "nasgal.cli.render_cmds",
     "nasgal.cli.train_cmds",
+    "nasgal.cli.run_cmds",
     "nasgal.cli.search_cmds",
     "nasgal.cli.prune_cmds",
 ]

@@ -30,10 +30,17 @@ def _loss(model: nn.Module, params: Mapping[str, torch.Tensor] | None, x, y, arc
     return F.cross_entropy(logits.float(), y)
 
 
+def _grads(loss: torch.Tensor, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Gradients of ``loss``; zeros for inputs it does not use (e.g. α_reduce when a
+    space has no reduction position)."""
+    gs = torch.autograd.grad(loss, list(inputs), allow_unused=True)
+    return [torch.zeros_like(t) if g is None else g for t, g in zip(inputs, gs)]
+
+
 def first_order(model: nn.Module, arch: Architecture, x_val, y_val, autocast: bool = False) -> list[torch.Tensor]:
     """∂L_val/∂α at the current weights (weight gradients are not computed)."""
     loss = _loss(model, None, x_val, y_val, arch.as_dict(), autocast)
-    return list(torch.autograd.grad(loss, list(arch.parameters())))
+    return _grads(loss, list(arch.parameters()))
 
 
 def virtual_weights(
@@ -85,13 +92,13 @@ def second_order(
     for t in w_virtual.values():
         t.requires_grad_(True)
     loss_val = _loss(model, w_virtual, x_val, y_val, arch.as_dict(), autocast)
-    grads = torch.autograd.grad(loss_val, alphas + list(w_virtual.values()))
+    grads = _grads(loss_val, alphas + list(w_virtual.values()))
     d_alpha, d_w = grads[: len(alphas)], grads[len(alphas) :]
     eps = r / torch.sqrt(sum((d.float() ** 2).sum() for d in d_w))  # a device scalar: no host sync
 
     def alpha_grad_at(sign: float) -> tuple[torch.Tensor, ...]:
         shifted = {name: p.detach() + sign * eps * d for (name, p), d in zip(model.named_parameters(), d_w)}
-        return torch.autograd.grad(_loss(model, shifted, x_train, y_train, arch.as_dict(), autocast), alphas)
+        return _grads(_loss(model, shifted, x_train, y_train, arch.as_dict(), autocast), alphas)
 
     g_plus = alpha_grad_at(1.0)
     g_minus = alpha_grad_at(-1.0)

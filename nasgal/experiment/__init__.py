@@ -1,0 +1,17 @@
+"""Whole DARTS-GAL experiments from one TOML file, with a report."""
+
+from .config import Experiment, load_experiment, parse_experiment
+from .pipeline import STAGES, ExperimentResult, Interrupted, run_experiment
+from .report import paper_tables, write_report
+
+__all__ = [
+    "STAGES",
+    "Experiment",
+    "ExperimentResult",
+    "Interrupted",
+    "load_experiment",
+    "paper_tables",
+    "parse_experiment",
+    "run_experiment",
+    "write_report",
+]

@@ -1,0 +1,129 @@
+"""Experiment files (TOML): which stages run, on what data, with which settings.
+
+Unknown keys are errors; every section but ``[network]`` is optional. ``[train]`` and
+``[retrain]`` take the options of :class:`nasgal.train.TrainConfig` (plus ``recipe``),
+``[prune]`` those of :class:`nasgal.prune.PruneConfig`, ``[search]`` those of
+:class:`SearchSection`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..errors import NasgalError, SpecError
+from ..spec.io import problems_of
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SearchSection(_Section):
+    """A DARTS search before stacking; its genotype replaces ``network.genotype``."""
+
+    epochs: int = Field(50, ge=1, description="Search epochs.")
+    subset: int | None = Field(None, ge=2, description="Training images used (split in half for weights and α).")
+    cells: int = Field(8, ge=1, description="Cells of the supernet.")
+    channels: int = Field(16, ge=1, description="Initial channels of the supernet.")
+    batch_size: int = Field(64, ge=1, description="Batch size of the search.")
+    order: Literal["first", "second"] = Field("first", description="First- or second-order DARTS.")
+    partial_channels: int = Field(1, ge=1, description="PC-DARTS K (1: off).")
+    space: str | None = Field(None, description="Search-space file (default: the DARTS space).")
+
+
+class NetworkSection(_Section):
+    """How the genotype is stacked; input shape and classes come from the dataset."""
+
+    genotype: str = Field("darts_v2", description="Genotype file or library name (ignored after a search).")
+    cells: int = Field(5, ge=1, description="Cell positions.")
+    channels: int = Field(16, ge=1, description="Initial channels C.")
+    reductions: list[int] | None = Field(None, description="Reduction positions, 0-indexed (default L//3, 2L//3).")
+    stem: Literal["cifar", "stride2", "imagenet"] = Field("cifar", description="Stem kind.")
+    auxiliary: bool = Field(False, description="Auxiliary head after the second reduction.")
+    drop_path: float = Field(0.0, ge=0, lt=1, description="Max drop-path rate of the spec.")
+
+
+class RetrainSection(_Section):
+    """Retraining of the pruned network: from scratch (the paper) or inheriting weights."""
+
+    inherit: bool = Field(False, description="Start from the teacher's surviving weights.")
+    overrides: dict[str, Any] = Field(default_factory=dict, description="Training options that differ from [train].")
+
+
+class Experiment(_Section):
+    """A whole DARTS-GAL experiment."""
+
+    name: str = Field(description="Experiment name (also the default output folder runs/<name>).")
+    dataset: str = Field(description="Dataset name (fashion_mnist, mnist, cifar10, cifar100, image_folder:PATH).")
+    data_dir: str | None = Field(None, description="Folder with the dataset files.")
+    out: str | None = Field(None, description="Experiment directory (default runs/<name>).")
+    seeds: int = Field(1, ge=1, description="Seeds of the trained stages (baseline, prune, retrain).")
+    seed: int = Field(0, description="First seed; seed i runs with seed + i.")
+    device: str = Field("auto", description="Device for every stage.")
+    image_size: int | None = Field(None, ge=1, description="Resize images to this size (image folders: crop size).")
+    paper: str | None = Field(None, description="Row of the paper's tables to compare with (e.g. fashion_mnist).")
+    search: SearchSection | None = Field(None, description="Search stage; absent: start from network.genotype.")
+    network: NetworkSection = Field(default_factory=NetworkSection, description="Stacking.")
+    train: dict[str, Any] = Field(default_factory=dict, description="Baseline training options (recipe and overrides).")
+    prune: dict[str, Any] = Field(default_factory=dict, description="GAL pruning options.")
+    retrain: RetrainSection = Field(default_factory=RetrainSection, description="Retraining of the pruned network.")
+
+    @field_validator("train", "prune")
+    @classmethod
+    def _no_seed_or_device(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key in ("seed", "device"):
+            if key in v:
+                raise ValueError(f"set '{key}' at the top level of the experiment, not per stage")
+        return v
+
+    def out_dir(self, base: Path | None = None) -> Path:
+        p = Path(self.out) if self.out else Path("runs") / self.name
+        return p if p.is_absolute() or base is None else base / p
+
+
+def parse_experiment(data: dict[str, Any], source: str = "experiment") -> Experiment:
+    if isinstance(data.get("retrain"), dict):  # [retrain] mixes 'inherit' with training options
+        r = dict(data["retrain"])
+        inherit = r.pop("inherit", False)
+        data = {**data, "retrain": {"inherit": inherit, "overrides": r}}
+    try:
+        exp = Experiment.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(problems_of(err), source=source) from None
+    _check_stage_options(exp, source)
+    return exp
+
+
+def _check_stage_options(exp: Experiment, source: str) -> None:
+    """Validate [train], [retrain] and [prune] against their config models now, not mid-run."""
+    from ..prune.config import PruneConfig
+    from ..train.config import TrainConfig
+
+    problems: list[tuple[str, str]] = []
+    for section, values in (("train", exp.train), ("retrain", exp.retrain.overrides)):
+        extra = sorted(set(values) - set(TrainConfig.model_fields))
+        if extra:
+            problems.append((section, f"unknown option(s) {', '.join(extra)}; options: "
+                                      f"{', '.join(sorted(TrainConfig.model_fields))}"))
+    extra = sorted(set(exp.prune) - set(PruneConfig.model_fields))
+    if extra:
+        problems.append(("prune", f"unknown option(s) {', '.join(extra)}; options: "
+                                  f"{', '.join(sorted(PruneConfig.model_fields))}"))
+    if problems:
+        raise SpecError(problems, source=source)
+
+
+def load_experiment(path: str | os.PathLike) -> Experiment:
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NasgalError(f"no experiment file at {p}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError([("", f"malformed TOML: {e}")], source=str(p)) from None
+    return parse_experiment(data, source=str(p))

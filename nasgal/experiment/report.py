@@ -1,0 +1,269 @@
+"""The experiment report: the paper's tables beside ours, figures, diff, times, environment.
+
+Writes ``report.md`` (with the figures it links under ``figures/``), ``report.html``
+(the same content, self-contained apart from the figure files) and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import statistics
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..spec import network_cost
+from ..spec.io import atomic_write_text
+
+if TYPE_CHECKING:
+    from .config import Experiment
+    from .pipeline import ExperimentResult
+
+log = logging.getLogger(__name__)
+
+
+def paper_tables() -> dict[str, Any]:
+    """The figures reported by the DARTS-GAL paper (transcribed as data)."""
+    return json.loads(resources.files("nasgal.experiment").joinpath("paper_tables.json").read_text())
+
+
+def _mean_std(values: list[float]) -> str:
+    if not values:
+        return "–"
+    pct = [100 * v for v in values]
+    if len(pct) == 1:
+        return f"{pct[0]:.2f}"
+    return f"{statistics.mean(pct):.2f} ± {statistics.stdev(pct):.2f}"
+
+
+def _m(params: float) -> str:
+    return f"{params / 1e6:.3f}M"
+
+
+def _figures(exp: "Experiment", res: "ExperimentResult", fig_dir: Path) -> dict[str, str]:
+    """Render architecture figures and training curves; returns {key: relative path}."""
+    out: dict[str, str] = {}
+    try:
+        from ..render import dot_available, figures, write_graph
+    except ImportError:  # pragma: no cover
+        return out
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    fmt = "svg" if dot_available() else "dot"
+    try:
+        for f in figures(res.genotype):
+            write_graph(f.graph, fig_dir / f"genotype_{f.key}.{fmt}", fmt)
+            out[f"genotype_{f.key}"] = f"figures/genotype_{f.key}.{fmt}"
+        write_graph(figures(res.network, network=True)[0].graph, fig_dir / f"network_before.{fmt}", fmt)
+        out["network_before"] = f"figures/network_before.{fmt}"
+        if res.seeds:
+            pruned = res.seeds[0].pruned
+            write_graph(figures(pruned, network=True)[0].graph, fig_dir / f"network_after.{fmt}", fmt)
+            out["network_after"] = f"figures/network_after.{fmt}"
+            for f in figures(pruned, cells=[str(p) for p in range(pruned.num_positions)]):
+                write_graph(f.graph, fig_dir / f"pruned_{f.key}.{fmt}", fmt)
+                out[f"pruned_{f.key}"] = f"figures/pruned_{f.key}.{fmt}"
+    except Exception as e:  # a report without pictures beats no report
+        log.warning("architecture figures failed: %s", e)
+    try:
+        from ..plot import load_run, plot_runs
+
+        runs = []
+        for s in res.seeds[:1]:
+            runs.append(load_run(res.out / f"seed{s.seed}" / "baseline", name="baseline"))
+            runs.append(load_run(res.out / f"seed{s.seed}" / "retrain", name="pruned, retrained"))
+        if runs:
+            plot_runs(runs, fig_dir / "curves.png", title=f"{exp.name}: training curves (seed {res.seeds[0].seed})")
+            out["curves"] = "figures/curves.png"
+    except Exception as e:
+        log.warning("training curves failed: %s", e)
+    return out
+
+
+def build_summary(exp: "Experiment", res: "ExperimentResult") -> dict[str, Any]:
+    tables = paper_tables()
+    paper_key = exp.paper
+    paper_results = tables["results"].get(paper_key, {}) if paper_key else {}
+    paper_kept = tables["kept_nodes"].get(paper_key) if paper_key else None
+    base_cost = network_cost(res.network)
+    seeds = []
+    for s in res.seeds:
+        pc = network_cost(s.pruned)
+        seeds.append({
+            "seed": s.seed,
+            "baseline_test_accuracy": s.baseline["test_accuracy"],
+            "pruned_test_accuracy": s.retrain["test_accuracy"],
+            "baseline_params": base_cost.params,
+            "pruned_params": pc.params,
+            "baseline_macs": base_cost.macs,
+            "pruned_macs": pc.macs,
+            "kept": s.pruned.kept_nodes(),
+            "live": [list(c.live) for c in pc.cells],
+        })
+    return {
+        "name": exp.name,
+        "dataset": exp.dataset,
+        "genotype": res.genotype.name,
+        "searched": res.search is not None,
+        "network": {"name": res.network.name, "cells": res.network.num_positions, "channels": res.network.channels,
+                    "reductions": res.network.reductions, "params": base_cost.params, "macs": base_cost.macs},
+        "seeds": seeds,
+        "baseline_test_accuracy": [s["baseline_test_accuracy"] for s in seeds],
+        "pruned_test_accuracy": [s["pruned_test_accuracy"] for s in seeds],
+        "paper": {"row": paper_key, "results": paper_results, "kept_nodes": paper_kept},
+        "stage_times_s": res.stage_times,
+    }
+
+
+def _env(res: "ExperimentResult") -> dict[str, Any]:
+    for s in res.seeds:
+        p = res.out / f"seed{s.seed}" / "baseline" / "env.json"
+        if p.exists():
+            return json.loads(p.read_text())
+    return {}
+
+
+def _diff_lines(res: "ExperimentResult") -> list[str]:
+    if not res.seeds:
+        return []
+    from ..diff import diff_specs
+
+    d = diff_specs(res.network, res.seeds[0].pruned)
+    lines = []
+    for c in d.cells:
+        removed = ", ".join(str(n) for n in c.nodes_removed) if hasattr(c, "nodes_removed") else ""
+        lines.append(f"| {c.position} | {c.cell_a} | {c.status} | {len(c.nodes_a)} → {len(c.nodes_b)} | "
+                     f"{c.edges_a} → {c.edges_b} | {c.params_a:,} → {c.params_b:,} | {removed or '–'} |")
+    return lines
+
+
+def write_report(exp: "Experiment", res: "ExperimentResult") -> Path:
+    out = res.out
+    figs = _figures(exp, res, out / "figures")
+    summary = build_summary(exp, res)
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    env = _env(res)
+    paper = summary["paper"]
+    n_seeds = len(summary["seeds"])
+    pres = paper["results"]
+
+    md: list[str] = [f"# DARTS-GAL experiment: {exp.name}", ""]
+    md += [
+        f"Dataset **{exp.dataset}**; genotype **{res.genotype.name}**"
+        + (" (searched here)" if res.search is not None else " (shipped)")
+        + f"; network {res.network.num_positions} cells, C={res.network.channels}, reductions at "
+        f"{', '.join(map(str, res.network.reductions)) or 'none'} (0-indexed); {n_seeds} seed(s).",
+        "",
+        "## Accuracy and parameters",
+        "",
+        "| network | params | test accuracy % (mean ± std) | paper: accuracy % / params |",
+        "|---|---|---|---|",
+    ]
+    base_p = summary["network"]["params"]
+    pruned_ps = [s["pruned_params"] for s in summary["seeds"]]
+    md.append(f"| DARTS (baseline) | {_m(base_p)} | {_mean_std(summary['baseline_test_accuracy'])} | "
+              + (f"{pres['DARTS'][0]:.2f} / {pres['DARTS'][1]:.2f}M" if "DARTS" in pres else "–") + " |")
+    md.append(f"| DARTS-GAL (pruned, retrained) | {', '.join(_m(p) for p in sorted(set(pruned_ps))) or '–'} | "
+              f"{_mean_std(summary['pruned_test_accuracy'])} | "
+              + (f"{pres['DARTS-GAL'][0]:.2f} / {pres['DARTS-GAL'][1]:.2f}M" if "DARTS-GAL" in pres else "–") + " |")
+    md.append("")
+    if summary["seeds"]:
+        s0 = summary["seeds"][0]
+        nodes_b = sum(len(x) for x in s0["live"])
+        total = sum(len(res.network.cell_at(p).nodes) for p in range(res.network.num_positions))
+        rate = 1 - s0["pruned_params"] / s0["baseline_params"]
+        md += [f"Pruning rate (seed {s0['seed']}): {rate:.1%} of parameters removed "
+               f"({s0['baseline_params']:,} → {s0['pruned_params']:,}); {nodes_b} of {total} nodes live; "
+               f"MACs {s0['baseline_macs']:,} → {s0['pruned_macs']:,}.", ""]
+    md += ["## Kept nodes per cell (the paper's Table 1)", ""]
+    header = "| cell | type | " + " | ".join(f"seed {s['seed']}" for s in summary["seeds"]) + (" | paper |" if paper["kept_nodes"] else " |")
+    md += [header, "|" + "---|" * (2 + n_seeds + (1 if paper["kept_nodes"] else 0))]
+    for p in range(res.network.num_positions):
+        kind = "reduction" if res.network.positions[p].reduction else "normal"
+        row = f"| {p + 1} | {kind} | " + " | ".join(str(s["live"][p]) for s in summary["seeds"])
+        if paper["kept_nodes"]:
+            pk = paper["kept_nodes"]
+            row += f" | {pk[p] if p < len(pk) else '–'}"
+        md.append(row + " |")
+    md += ["", "Cells are numbered from 1 as in the paper; nodes 0–3 are the intermediate nodes; "
+           "the lists give live nodes (kept, with a live input).", ""]
+    md += ["## Architecture", ""]
+    for key, title in (("genotype_normal", "Normal cell"), ("genotype_reduction", "Reduction cell"),
+                       ("network_before", "Network before pruning"), ("network_after", "Network after pruning")):
+        if key in figs:
+            md += [f"### {title}", "", f"![{title}]({figs[key]})", ""]
+    pruned_figs = [k for k in figs if k.startswith("pruned_")]
+    if pruned_figs:
+        md += ["### Pruned cells by position (seed 0)", ""]
+        md += [f"![{k}]({figs[k]})" for k in sorted(pruned_figs, key=lambda k: int(k.split("pos")[-1]) if "pos" in k else 0)]
+        md.append("")
+    if "curves" in figs:
+        md += ["## Training curves", "", f"![training curves]({figs['curves']})", ""]
+    diff = _diff_lines(res)
+    if diff:
+        md += ["## What pruning removed (seed 0)", "",
+               "| position | cell | status | nodes | edges | params | nodes removed |", "|---|---|---|---|---|---|---|",
+               *diff, ""]
+    md += ["## Wall time per stage", "", "| stage | seconds |", "|---|---|"]
+    md += [f"| {k} | {v:,.1f} |" for k, v in summary["stage_times_s"].items()]
+    md += ["", "## Environment", ""]
+    md += [f"- {k}: {v}" for k, v in env.items()] or ["- (no training run yet)"]
+    md.append("")
+    text = "\n".join(md)
+    atomic_write_text(out / "report.md", text)
+    atomic_write_text(out / "report.html", markdown_to_html(text, title=f"nasgal: {exp.name}"))
+    return out / "report.md"
+
+
+def markdown_to_html(text: str, title: str) -> str:
+    """The small markdown subset the report uses (headings, tables, images, lists, text)."""
+    body: list[str] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("|"):
+            rows = []
+            while i < len(lines) and lines[i].startswith("|"):
+                rows.append([c.strip() for c in lines[i].strip().strip("|").split("|")])
+                i += 1
+            head, data = rows[0], [r for r in rows[2:]]
+            body.append("<table><thead><tr>" + "".join(f"<th>{_inline(c)}</th>" for c in head) + "</tr></thead><tbody>")
+            body += ["<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in data]
+            body.append("</tbody></table>")
+            continue
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{_inline(line[level:].strip())}</h{level}>")
+        elif line.startswith("- "):
+            items = []
+            while i < len(lines) and lines[i].startswith("- "):
+                items.append(f"<li>{_inline(lines[i][2:])}</li>")
+                i += 1
+            body.append("<ul>" + "".join(items) + "</ul>")
+            continue
+        elif line.strip():
+            body.append(f"<p>{_inline(line)}</p>")
+        i += 1
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px}"
+             "th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee;margin:4px}")
+    return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def _inline(text: str) -> str:
+    import re
+
+    out = []
+    pos = 0
+    for m in re.finditer(r"!\[([^\]]*)\]\(([^)]+)\)|\*\*([^*]+)\*\*", text):
+        out.append(html.escape(text[pos:m.start()]))
+        if m.group(2):
+            out.append(f"<img alt='{html.escape(m.group(1))}' src='{html.escape(m.group(2))}'>")
+        else:
+            out.append(f"<b>{html.escape(m.group(3))}</b>")
+        pos = m.end()
+    out.append(html.escape(text[pos:]))
+    return "".join(out)
