@@ -132,7 +132,7 @@ def test_shipped_examples_are_valid():
     root = Path(__file__).resolve().parents[1] / "examples"
     names = {p.stem for p in root.glob("*.toml")}
     assert {"fashion_mnist_quick", "fashion_mnist_paper", "mnist_paper", "cifar10_paper", "cifar100_paper",
-            "cats_vs_dogs"} <= names
+            "cats_vs_dogs", "fashion_mnist_cpu"} <= names
     for p in root.glob("*.toml"):
         exp = load_experiment(p)
         assert exp.name == p.stem
