@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import NasgalError
-from .render.output import atomic_write_bytes
+from .spec.io import atomic_write_bytes
 
 #: Per-epoch files looked for in a run directory, in order.
 EPOCH_FILES: tuple[str, ...] = ("metrics.jsonl", "epochs.jsonl", "history.jsonl")

@@ -67,7 +67,8 @@ def render(
     A genotype gives one figure per cell; a network its stacking and one figure per position.
     """
     from ..render import figures, format_of, graph_bytes
-    from ..render.output import atomic_write_bytes, figure_paths
+    from ..render.output import figure_paths
+    from ..spec.io import atomic_write_bytes
 
     model = _load(spec)
     figs = figures(model, cells=cell or None, network=network, hide_pruned=hide_pruned)
@@ -261,7 +262,7 @@ def plot(
 def build_gallery(out: Path, sources: list[Path] | None = None, formats: tuple[str, ...] = ("svg", "png")) -> list[Path]:
     """Render every genotype's cells into ``out`` and write ``out/README.md``; return the files."""
     from ..render import figures, graph_bytes
-    from ..render.output import atomic_write_bytes
+    from ..spec.io import atomic_write_bytes
     from ..spec.genotype import Genotype
     from ..spec.io import atomic_write_text, load
 

@@ -23,7 +23,7 @@ from ..errors import NasgalError
 from ..progress import Reporter
 from ..spec import Network, Pruning, count_params, load, save, spec_hash
 from ..train.config import resolve_config
-from ..train.rundir import environment, load_checkpoint, read_json, resolve_device, save_checkpoint, write_json, write_jsonl
+from ..train.rundir import check_same_run, environment, load_checkpoint, read_json, resolve_device, save_checkpoint, write_json, write_jsonl
 from ..train.runner import DataSplits, prepare_data
 from ..train.step import evaluate
 from .budget import candidates, select_nodes
@@ -67,24 +67,6 @@ def load_teacher(network: Network, state: dict[str, torch.Tensor], gates: bool =
         )
     model.load_state_dict({k: v for k, v in state.items()}, strict=False)
     return model
-
-
-def _check_same_run(out: Path, record: dict[str, Any]) -> None:
-    old = read_json(out / "config.json")
-    for key, what in (("network_hash", "network"), ("dataset", "dataset"), ("weights", "teacher weights")):
-        if old.get(key) != record[key]:
-            raise NasgalError(
-                f"{out} holds a pruning run of another {what}",
-                hint="use another --out directory, or remove the old one",
-            )
-    a, b = old.get("config", {}), record["config"]
-    differ = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in ("device", "threads"))
-    if differ:
-        raise NasgalError(
-            f"{out} holds a pruning run with other settings "
-            f"({', '.join(f'{k}: {a.get(k)!r} -> {b.get(k)!r}' for k in differ)})",
-            hint="resume with the same settings, or use another --out directory",
-        )
 
 
 def lam_at(cfg: PruneConfig, step: int, steps_per_epoch: int) -> float:
@@ -133,7 +115,7 @@ def prune(
     record = {"dataset": dataset, "network": network.name, "network_hash": spec_hash(network),
               "weights": weights_fingerprint(teacher_state), "config": cfg.model_dump()}
     if (out / "config.json").exists():
-        _check_same_run(out, record)
+        check_same_run(out, record, {"network_hash": "network", "dataset": "dataset", "weights": "teacher weights"}, what="pruning run")
         if (out / "metrics.json").exists() and (out / PRUNED).exists():
             reporter.message(f"{out} is already complete; nothing to do")
             return load(out / PRUNED), read_json(out / "metrics.json")

@@ -10,6 +10,7 @@ from pathlib import Path
 import graphviz
 
 from ..errors import NasgalError
+from ..spec.io import atomic_write_bytes
 
 FORMATS: tuple[str, ...] = ("svg", "png", "pdf", "dot")
 #: Resolution of PNG output (dots per inch); SVG and PDF are vector.
@@ -48,26 +49,6 @@ def graph_bytes(graph: graphviz.Digraph, fmt: str) -> bytes:
     except graphviz.CalledProcessError as e:  # pragma: no cover - dot rejected our own output
         err = (e.stderr or b"").decode("utf-8", "replace").strip()
         raise NasgalError(f"graphviz failed to render {fmt}: {err}") from None
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` via a temporary file and a rename: never a half-written file."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return p
 
 
 def write_graph(graph: graphviz.Digraph, path: str | os.PathLike, fmt: str | None = None) -> Path:

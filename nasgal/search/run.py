@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from ..errors import NasgalError
 from ..spec.genotype import Genotype
 from ..spec.io import atomic_write_text, save
+from ..train.rundir import resolve_device, save_checkpoint
 from . import architect
 from .derive import derive_genotype, edge_normalisation, summary
 from .heatmap import write_heatmap
@@ -95,20 +96,6 @@ class SearchProgress:
 
     def finish(self) -> None:
         pass
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise NasgalError(f"device {device!r} requested but CUDA is not available", hint="use --device cpu or auto")
-    return torch.device(device)
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def _lists(t: torch.Tensor) -> list:
@@ -221,7 +208,7 @@ class _Run:
         }
         if self.device.type == "cuda":
             ck["rng_cuda"] = torch.cuda.get_rng_state(self.device)
-        _atomic_torch_save(ck, self.ckpt_path)
+        save_checkpoint(self.ckpt_path, ck)
 
     # The loop --------------------------------------------------------------------
     def train_epoch(self, progress: SearchProgress) -> dict[str, float]:

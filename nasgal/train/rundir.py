@@ -32,6 +32,30 @@ def read_json(path: Path) -> Any:
         raise NasgalError(f"{path} is not valid JSON (line {e.lineno}: {e.msg})") from None
 
 
+def check_same_run(out: Path, record: dict[str, Any], identity: dict[str, str], what: str = "run") -> None:
+    """Refuse to continue ``out`` when it holds another run.
+
+    ``identity`` maps keys of ``record`` that must match exactly to words for the message
+    (e.g. ``{"network_hash": "network"}``); ``record["config"]`` must match too, except the
+    device and thread count, and the differing settings are named.
+    """
+    old = read_json(out / "config.json")
+    for key, word in identity.items():
+        if old.get(key) != record[key]:
+            raise NasgalError(
+                f"{out} holds a {what} of another {word}",
+                hint="use another --out directory, or remove the old one",
+            )
+    a, b = old.get("config", {}), record["config"]
+    differ = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in ("device", "threads"))
+    if differ:
+        raise NasgalError(
+            f"{out} holds a {what} with other settings "
+            f"({', '.join(f'{k}: {a.get(k)!r} -> {b.get(k)!r}' for k in differ)})",
+            hint="resume with the same settings, or use another --out directory",
+        )
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """``torch.save`` to a temporary file, then rename: never a half-written checkpoint."""
     path.parent.mkdir(parents=True, exist_ok=True)

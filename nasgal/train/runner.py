@@ -23,7 +23,7 @@ from ..errors import NasgalError
 from ..progress import Reporter
 from ..spec import Network, network_cost, save, spec_hash
 from .config import TrainConfig
-from .rundir import environment, load_checkpoint, read_json, resolve_device, save_checkpoint, write_json, write_jsonl
+from .rundir import check_same_run, environment, load_checkpoint, read_json, resolve_device, save_checkpoint, write_json, write_jsonl
 from .step import TrainStep, evaluate, make_optimizer, set_lr
 
 CHECKPOINT = "checkpoint.pt"
@@ -69,22 +69,6 @@ def _config_record(network: Network, dataset: str, cfg: TrainConfig) -> dict[str
     return {"dataset": dataset, "network": network.name, "network_hash": spec_hash(network), "config": cfg.model_dump()}
 
 
-def _check_same_run(out: Path, record: dict[str, Any]) -> None:
-    old = read_json(out / "config.json")
-    if old.get("network_hash") != record["network_hash"] or old.get("dataset") != record["dataset"]:
-        raise NasgalError(
-            f"{out} holds a run of another network or dataset",
-            hint="use another --out directory, or remove the old one",
-        )
-    a, b = old.get("config", {}), record["config"]
-    differ = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in ("device", "threads"))
-    if differ:
-        raise NasgalError(
-            f"{out} holds a run with other settings ({', '.join(f'{k}: {a.get(k)!r} -> {b.get(k)!r}' for k in differ)})",
-            hint="resume with the same settings, or use another --out directory",
-        )
-
-
 def train(
     network: Network,
     *,
@@ -109,7 +93,7 @@ def train(
     out = Path(out_dir)
     record = _config_record(network, dataset, cfg)
     if (out / "config.json").exists():
-        _check_same_run(out, record)
+        check_same_run(out, record, {"network_hash": "network", "dataset": "dataset"})
         if (out / "metrics.json").exists():
             reporter.message(f"{out} is already complete; nothing to do")
             return read_json(out / "metrics.json")
