@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from ..errors import NasgalError
-from ..spec.io import atomic_write_text
+from ..spec.io import _umask, atomic_write_text
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -63,6 +63,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     os.close(fd)
     try:
         torch.save(state, tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
