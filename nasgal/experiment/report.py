@@ -47,7 +47,8 @@ def _figures(exp: "Experiment", res: "ExperimentResult", fig_dir: Path) -> dict[
     out: dict[str, str] = {}
     try:
         from ..render import dot_available, figures, write_graph
-    except ImportError:  # pragma: no cover
+    except ImportError as e:  # pragma: no cover - graphviz's python package missing
+        log.warning("architecture figures skipped: %s", e)
         return out
     fig_dir.mkdir(parents=True, exist_ok=True)
     fmt = "svg" if dot_available() else "dot"
