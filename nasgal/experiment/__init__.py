@@ -2,7 +2,7 @@
 
 from .config import Experiment, load_experiment, parse_experiment
 from .pipeline import STAGES, ExperimentResult, Interrupted, run_experiment
-from .report import paper_tables, write_report
+from .report import paper_tables, report_figures, write_report
 
 __all__ = [
     "STAGES",
@@ -13,5 +13,6 @@ __all__ = [
     "paper_tables",
     "parse_experiment",
     "run_experiment",
+    "report_figures",
     "write_report",
 ]

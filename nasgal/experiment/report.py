@@ -42,8 +42,9 @@ def _m(params: float) -> str:
     return f"{params / 1e6:.3f}M"
 
 
-def _figures(exp: "Experiment", res: "ExperimentResult", fig_dir: Path) -> dict[str, str]:
-    """Render architecture figures and training curves; returns {key: relative path}."""
+def report_figures(exp: "Experiment", res: "ExperimentResult") -> dict[str, str]:
+    """Render architecture figures and training curves into ``figures/``; returns {key: relative path}."""
+    fig_dir = res.out / "figures"
     out: dict[str, str] = {}
     try:
         from ..render import dot_available, figures, write_graph
@@ -139,9 +140,12 @@ def _diff_lines(res: "ExperimentResult") -> list[str]:
     return lines
 
 
-def write_report(exp: "Experiment", res: "ExperimentResult") -> Path:
+def write_report(exp: "Experiment", res: "ExperimentResult", figs: dict[str, str] | None = None) -> Path:
+    """Write report.md, report.html and summary.json; ``figs`` from :func:`report_figures`
+    (rendered here when not given)."""
     out = res.out
-    figs = _figures(exp, res, out / "figures")
+    if figs is None:
+        figs = report_figures(exp, res)
     summary = build_summary(exp, res)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     env = _env(res)
