@@ -14,10 +14,9 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Union
 
-import networkx as nx
 from networkx.algorithms.isomorphism import MultiDiGraphMatcher
 
-from .spec.cell import INPUTS, OUTPUT, Cell, Edge, NodeRef
+from .spec.cell import INPUTS, Cell, Edge, NodeRef
 from .spec.costs import network_cost
 from .spec.genotype import Genotype
 from .spec.graph import to_networkx

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import NasgalError, SpecError
-from ..spec import Genotype, Network, load, network_cost, save, stack
+from ..spec import Genotype, Network, load, network_cost, stack
 from ..spec.darts_text import parse_darts, read_darts_file, to_darts
 from ..spec.io import dumps
 from ..spec.library import library, resolve_spec_path
