@@ -2,7 +2,7 @@
 
     python benchmarks/search_step.py --cells 8 --channels 16 --batch 64 --size 32 --device cuda --order first
     python benchmarks/search_step.py ... --reference     # also time a plain DARTS-style supernet
-    python benchmarks/search_step.py ... --bf16 --channels-last --compile --partial-channels 4
+    python benchmarks/search_step.py ... --capture cuda-graph --bf16 --partial-channels 4
 
 Prints the median milliseconds per step and the peak device memory (CUDA) of each
 implementation. ``--reference`` builds, in this file, a straightforward supernet written the
@@ -28,7 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nasgal.compiler.ops import FactorizedReduce, ReLUConvBN, build_op  # noqa: E402
 from nasgal.search import architect  # noqa: E402
 from nasgal.search.space import SearchSpace, default_space  # noqa: E402
+from nasgal.search.step import SearchStep, make_optimizers  # noqa: E402
 from nasgal.search.supernet import Architecture, Supernet  # noqa: E402
+from nasgal.train.step import CAPTURE_MODES  # noqa: E402
 
 
 # The plain reference-style supernet ---------------------------------------------------
@@ -126,22 +128,27 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def make_step(model, arch, args, device):
-    w_opt = torch.optim.SGD(model.parameters(), 0.025, momentum=0.9, weight_decay=3e-4)
-    a_opt = torch.optim.Adam(arch.parameters(), 3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
-    fwd = torch.compile(model) if args.compile else model
-    weights = list(model.parameters())
+def _inputs(args, device):
     B, C = args.batch, args.in_channels
     mf = torch.channels_last if args.channels_last else torch.contiguous_format
     x = torch.randn(B, C, args.size, args.size, device=device).contiguous(memory_format=mf)
     xv = torch.randn(B, C, args.size, args.size, device=device).contiguous(memory_format=mf)
     y = torch.randint(0, args.classes, (B,), device=device)
     yv = torch.randint(0, args.classes, (B,), device=device)
+    return x, y, xv, yv
+
+
+def make_reference_step(model, arch, args, device):
+    """DARTS's loop: torch.optim.SGD and Adam, eager, as the reference code runs it."""
+    w_opt = torch.optim.SGD(model.parameters(), 0.025, momentum=0.9, weight_decay=3e-4)
+    a_opt = torch.optim.Adam(arch.parameters(), 3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+    weights = list(model.parameters())
+    x, y, xv, yv = _inputs(args, device)
 
     def step():
         a_opt.zero_grad(set_to_none=True)
         if args.order == "first":
-            grads = architect.first_order(fwd, arch, xv, yv, args.bf16)
+            grads = architect.first_order(model, arch, xv, yv, args.bf16)
         else:
             grads = architect.second_order(
                 model, arch, x, y, xv, yv, 0.025, 0.9, 3e-4, architect.momentum_buffers(model, w_opt), args.bf16
@@ -151,7 +158,7 @@ def make_step(model, arch, args, device):
         a_opt.step()
         w_opt.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
-            logits = fwd(x, arch.as_dict(detach=True))
+            logits = model(x, arch.as_dict(detach=True))
         loss = F.cross_entropy(logits.float(), y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(weights, 5.0)
@@ -160,12 +167,28 @@ def make_step(model, arch, args, device):
     return step
 
 
-def time_impl(name, model, arch, args, device) -> tuple[float, float]:
+def make_nasgal_step(model, arch, args, device):
+    """nasgal's search step (nasgal.search.step.SearchStep), as `nasgal search` runs it."""
+    w_opt, a_opt = make_optimizers(
+        model, arch, lr=0.025, momentum=0.9, weight_decay=3e-4, arch_lr=3e-4, arch_betas=(0.5, 0.999),
+        arch_weight_decay=1e-3, device=device,
+    )
+    step = SearchStep(model, arch, w_opt, a_opt, order=args.order, grad_clip=5.0, bf16=args.bf16,
+                      capture=args.capture, device=device)
+    batch = _inputs(args, device)
+    return lambda: step(*batch)
+
+
+def time_impl(name, model, arch, args, device, make_step) -> tuple[float, float]:
     model.to(device).train()
     arch.to(device)
     if args.channels_last:
         model.to(memory_format=torch.channels_last)
     step = make_step(model, arch, args, device)
+    t0 = time.perf_counter()
+    step()  # the first step (compiles or captures, if asked)
+    sync(device)
+    print(f"{name:10s} first step {time.perf_counter() - t0:.1f} s", flush=True)
     for _ in range(args.warmup):
         step()
     sync(device)
@@ -197,7 +220,8 @@ def main(argv=None) -> int:
     p.add_argument("--partial-channels", type=int, default=1)
     p.add_argument("--bf16", action="store_true", help="bf16 autocast")
     p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--compile", action="store_true", help="torch.compile the supernet")
+    p.add_argument("--capture", default="none", choices=list(CAPTURE_MODES),
+                   help="nasgal's step: eager, torch.compile of the supernet, a CUDA graph of the whole step, or both")
     p.add_argument("--reference", action="store_true", help="also time the plain reference-style supernet")
     p.add_argument("--reference-only", action="store_true", help="time only the plain reference-style supernet")
     p.add_argument("--steps", type=int, default=10)
@@ -211,7 +235,7 @@ def main(argv=None) -> int:
     print(
         f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), torch {torch.__version__}; "
         f"C={args.channels} cells={args.cells} batch={args.batch} size={args.size} order={args.order} "
-        f"K={args.partial_channels} bf16={args.bf16} channels_last={args.channels_last} compile={args.compile}",
+        f"K={args.partial_channels} bf16={args.bf16} channels_last={args.channels_last} capture={args.capture}",
         flush=True,
     )
     torch.manual_seed(0)
@@ -219,17 +243,16 @@ def main(argv=None) -> int:
     if not args.reference_only:
         model = Supernet(space, args.in_channels, args.classes, partial=args.partial_channels)
         arch = Architecture(space, args.partial_channels)
-        results["nasgal"] = time_impl("nasgal", model, arch, args, device)
+        results["nasgal"] = time_impl("nasgal", model, arch, args, device, make_nasgal_step)
         del model
     if args.reference or args.reference_only:
         if args.partial_channels > 1:
             print("(the reference supernet has no partial channels; timing it at K=1)")
         if device.type == "cuda":
             torch.cuda.empty_cache()
-        ref_args = argparse.Namespace(**{**vars(args), "compile": False})
         model = PlainSupernet(space, args.in_channels, args.classes)
         arch = Architecture(space, 1)
-        results["reference"] = time_impl("reference", model, arch, ref_args, device)
+        results["reference"] = time_impl("reference", model, arch, args, device, make_reference_step)
     if len(results) == 2:
         (t1, m1), (t0, m0) = results["nasgal"], results["reference"]
         print(f"speed-up {t0 / t1:.2f}x; peak memory {m1 / m0:.2f} of the reference" if device.type == "cuda" else f"speed-up {t0 / t1:.2f}x")

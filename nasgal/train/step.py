@@ -37,7 +37,109 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
             group["lr"] = lr
 
 
-class TrainStep:
+CAPTURE_MODES = ("none", "compile", "cuda-graph", "compile+cuda-graph")
+
+
+class StateSnapshot:
+    """A copy of modules' state (weights, buffers) and optimizers' state tensors, to undo steps.
+
+    ``restore()`` copies the saved values back in place (a captured graph keeps pointing at the
+    same tensors) and zeroes optimizer state created after the snapshot: for
+    :class:`~nasgal.train.optim.DeviceSGD` and :class:`~nasgal.train.optim.DeviceAdam` a zero
+    state is the state before their first step.
+    """
+
+    def __init__(self, modules: list[nn.Module], optimizers: list[torch.optim.Optimizer]) -> None:
+        self.modules, self.optimizers = modules, optimizers
+        self.module_state = [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in modules]
+        self.opt_state = [
+            {(id(p), k): v.clone() for p, st in o.state.items() for k, v in st.items() if isinstance(v, torch.Tensor)}
+            for o in optimizers
+        ]
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        for m, saved in zip(self.modules, self.module_state):
+            for k, v in m.state_dict().items():
+                v.copy_(saved[k])
+        for o, saved in zip(self.optimizers, self.opt_state):
+            for p, st in o.state.items():
+                for k, v in st.items():
+                    if isinstance(v, torch.Tensor):
+                        old = saved.get((id(p), k))
+                        v.copy_(old) if old is not None else v.zero_()
+
+
+class CapturedStep:
+    """A training-style step over fixed-shape tensors, run eagerly or replayed from a CUDA graph.
+
+    Subclasses implement ``_body(*tensors)``, which must not read values back to the host.
+    With ``capture`` ``cuda-graph`` (or ``compile+cuda-graph``) the first call warms the body
+    up on a side stream, records it into a graph, and undoes the warm-up's effect on
+    ``modules`` and ``optimizers`` (so a resumed run keeps its optimizer state); every call
+    then copies its inputs into the graph's static tensors and replays it. Without CUDA the
+    graph modes fall back, with a warning, to eager (or compiled) execution.
+    """
+
+    def __init__(
+        self,
+        modules: list[nn.Module],
+        optimizers: list[torch.optim.Optimizer],
+        capture: str,
+        device: torch.device,
+    ) -> None:
+        if capture not in CAPTURE_MODES:
+            raise ValueError(f"capture must be one of {', '.join(CAPTURE_MODES)}, got {capture!r}")
+        if capture in ("cuda-graph", "compile+cuda-graph") and device.type != "cuda":
+            log.warning("capture %r needs a CUDA device; running %s on %s", capture,
+                        "compiled" if capture.startswith("compile") else "eagerly", device)
+            capture = "compile" if capture.startswith("compile") else "none"
+        self.capture = capture
+        self.device = device
+        self._modules, self._optimizers = modules, optimizers
+        self._graph: torch.cuda.CUDAGraph | None = None
+        self._static: tuple[torch.Tensor, ...] | None = None
+
+    @property
+    def graphed(self) -> bool:
+        return self.capture in ("cuda-graph", "compile+cuda-graph")
+
+    def _body(self, *tensors: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def _zero_stats(self) -> None:
+        """Reset device-side accumulators after the warm-up (subclasses that keep any)."""
+
+    def _capture(self, tensors: tuple[torch.Tensor, ...]) -> None:
+        snapshot = StateSnapshot(self._modules, self._optimizers)
+        self._static = tuple(t.clone() for t in tensors)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                self._body(*self._static)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        for o in self._optimizers:
+            o.zero_grad(set_to_none=True)
+        with torch.cuda.graph(graph):
+            self._body(*self._static)
+        snapshot.restore()
+        self._zero_stats()
+        self._graph = graph
+
+    def __call__(self, *tensors: torch.Tensor) -> None:
+        if not self.graphed:
+            self._body(*tensors)
+            return
+        if self._graph is None:
+            self._capture(tensors)
+        for static, t in zip(self._static, tensors):
+            static.copy_(t, non_blocking=True)
+        self._graph.replay()
+
+
+class TrainStep(CapturedStep):
     """One SGD step on a batch: forward, loss (plus weighted auxiliary loss), backward,
     optional gradient clipping, update; with device-side metric accumulation.
 
@@ -56,21 +158,18 @@ class TrainStep:
         capture: str = "none",
         device: torch.device = torch.device("cpu"),
     ) -> None:
+        super().__init__([model], [optimizer], capture, device)
         self.model = model
         self.optimizer = optimizer
         self.aux_weight = aux_weight
         self.grad_clip = grad_clip
-        self.device = device
         self.autocast_dtype = torch.bfloat16 if precision == "bf16" else None
-        if capture in ("cuda-graph", "compile+cuda-graph") and device.type != "cuda":
-            log.warning("capture %r needs a CUDA device; running eagerly on %s", capture, device)
-            capture = "compile" if capture.startswith("compile") else "none"
-        self.capture = capture
-        self.forward: Callable = torch.compile(model) if capture.startswith("compile") else model
+        self.forward: Callable = torch.compile(model) if self.capture.startswith("compile") else model
         self.params = [p for g in optimizer.param_groups for p in g["params"]]
         self.stats = torch.zeros(3, device=device)  # [loss sum, correct, count]
-        self._graph: torch.cuda.CUDAGraph | None = None
-        self._static: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _zero_stats(self) -> None:
+        self.stats.zero_()
 
     def _body(self, x: torch.Tensor, y: torch.Tensor) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -90,42 +189,6 @@ class TrainStep:
             self.stats[0].add_(loss.detach().float() * n)
             self.stats[1].add_((logits.detach().argmax(1) == y).sum())
             self.stats[2].add_(n)
-
-    def _capture(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        """Warm up on a side stream, then record the whole step; the warm-up's effect on
-        weights, optimizer state and metrics is undone so training starts clean."""
-        snapshot = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        self._static = (x.clone(), y.clone())
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(3):
-                self._body(*self._static)
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        self.optimizer.zero_grad(set_to_none=True)
-        with torch.cuda.graph(graph):
-            self._body(*self._static)
-        with torch.no_grad():
-            for k, v in self.model.state_dict().items():
-                v.copy_(snapshot[k])
-            for state in self.optimizer.state.values():
-                buf = state.get("momentum_buffer")
-                if buf is not None:
-                    buf.zero_()  # with dampening 0, a zero buffer equals "no step yet"
-            self.stats.zero_()
-        self._graph = graph
-
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        if self.capture in ("cuda-graph", "compile+cuda-graph"):
-            if self._graph is None:
-                self._capture(x, y)
-            sx, sy = self._static
-            sx.copy_(x, non_blocking=True)
-            sy.copy_(y, non_blocking=True)
-            self._graph.replay()
-        else:
-            self._body(x, y)
 
     def read_stats(self) -> tuple[float, float, int]:
         """(mean loss, accuracy, images) since the last read; one host sync."""

@@ -1,0 +1,114 @@
+"""One DARTS search step, eager or replayed from a CUDA graph.
+
+A step is an α step on a batch of the α half (first- or second-order gradient, Adam), then a
+weight step on a batch of the weight half (SGD with momentum, weight decay and gradient-norm
+clipping of the weights only; α enters as a constant). Both optimizers keep their learning
+rate and step count on the device (:mod:`nasgal.train.optim`), nothing in the step reads a
+value back to the host, and loss and accuracy of the weight step accumulate on the device,
+so the whole step can be captured once and replayed (``capture="cuda-graph"``): the search
+supernet is launch-bound on a GPU, thousands of small kernels per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..train.optim import DeviceAdam, DeviceSGD
+from ..train.step import CapturedStep
+from . import architect
+from .supernet import Architecture
+
+
+class SearchStep(CapturedStep):
+    """``step(x, y, x_val, y_val)``: one α step, then one weight step.
+
+    ``w_opt`` must be a :class:`~nasgal.train.optim.DeviceSGD` over the supernet's weights and
+    ``a_opt`` a :class:`~nasgal.train.optim.DeviceAdam` over α (and β): the captured step
+    follows their tensor learning rates. ``stats`` holds [loss sum, correct, images] of the
+    weight steps since the last :meth:`read_stats`.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        arch: Architecture,
+        w_opt: DeviceSGD,
+        a_opt: DeviceAdam,
+        *,
+        order: str = "first",
+        grad_clip: float | None = 5.0,
+        bf16: bool = False,
+        capture: str = "none",
+        device: torch.device = torch.device("cpu"),
+    ) -> None:
+        if order not in ("first", "second"):
+            raise ValueError(f"order must be 'first' or 'second', got {order!r}")
+        super().__init__([model, arch], [w_opt, a_opt], capture, device)
+        self.model, self.arch, self.w_opt, self.a_opt = model, arch, w_opt, a_opt
+        self.order, self.grad_clip, self.bf16 = order, grad_clip, bf16
+        self.forward: Callable = torch.compile(model) if self.capture.startswith("compile") else model
+        self.weights = [p for g in w_opt.param_groups for p in g["params"]]
+        self.alphas = list(arch.parameters())
+        self.stats = torch.zeros(3, device=device)
+
+    def _zero_stats(self) -> None:
+        self.stats.zero_()
+
+    def _body(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> None:
+        group = self.w_opt.param_groups[0]
+        # α step on the α half's batch.
+        if self.order == "first":
+            grads = architect.first_order(self.forward, self.arch, x_val, y_val, self.bf16)
+        else:
+            grads = architect.second_order(
+                self.model, self.arch, x, y, x_val, y_val, group["lr"], group["momentum"], group["weight_decay"],
+                architect.momentum_buffers(self.model, self.w_opt), self.bf16,
+            )
+        for p, g in zip(self.alphas, grads):
+            p.grad = g
+        self.a_opt.step()
+        # Weight step on the weight half's batch.
+        self.w_opt.zero_grad(set_to_none=True)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16, cache_enabled=False):
+            logits = self.forward(x, self.arch.as_dict(detach=True))
+        loss = F.cross_entropy(logits.float(), y)
+        loss.backward()
+        if self.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.weights, self.grad_clip, foreach=True)
+        self.w_opt.step()
+        with torch.no_grad():
+            n = y.shape[0]
+            self.stats[0].add_(loss.detach() * n)
+            self.stats[1].add_((logits.detach().argmax(1) == y).sum())
+            self.stats[2].add_(n)
+
+    def read_stats(self) -> tuple[float, float, int]:
+        """(mean loss, accuracy, images) of the weight steps since the last read; one host sync."""
+        loss_sum, correct, count = self.stats.tolist()
+        self.stats.zero_()
+        n = max(count, 1.0)
+        return loss_sum / n, correct / n, int(count)
+
+
+def make_optimizers(
+    model: nn.Module,
+    arch: Architecture,
+    *,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    arch_lr: float,
+    arch_betas: tuple[float, float],
+    arch_weight_decay: float,
+    device: torch.device,
+) -> tuple[DeviceSGD, DeviceAdam]:
+    """DARTS's two optimizers, with their learning rates as device tensors."""
+    w_opt = DeviceSGD(model.parameters(), lr=torch.tensor(lr, device=device), momentum=momentum, weight_decay=weight_decay)
+    a_opt = DeviceAdam(
+        arch.parameters(), lr=torch.tensor(arch_lr, device=device), betas=arch_betas, weight_decay=arch_weight_decay
+    )
+    return w_opt, a_opt

@@ -1,0 +1,173 @@
+"""The capturable search step: its optimizers and step equal DARTS's torch.optim loop, and the
+warm-up of a capture is undone exactly (the graph replay itself needs CUDA; see test_gpu.py)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nasgal.search import architect
+from nasgal.search.space import default_space
+from nasgal.search.step import SearchStep, make_optimizers
+from nasgal.search.supernet import Architecture, Supernet
+from nasgal.train.optim import DeviceAdam, DeviceSGD
+from nasgal.train.step import StateSnapshot
+
+HP = dict(lr=0.025, momentum=0.9, weight_decay=3e-4, arch_lr=3e-4, arch_betas=(0.5, 0.999), arch_weight_decay=1e-3)
+
+
+def _nets(partial=1, seed=0):
+    space = default_space().resized(cells=3, channels=4, nodes=3)
+    torch.manual_seed(seed)
+    model = Supernet(space, 1, 3, partial=partial).double()
+    arch = Architecture(space, partial, generator=torch.Generator().manual_seed(seed)).double()
+    return model, arch
+
+
+def _batches(n, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return [
+        (torch.randn(4, 1, 8, 8, generator=g, dtype=torch.float64), torch.randint(0, 3, (4,), generator=g),
+         torch.randn(4, 1, 8, 8, generator=g, dtype=torch.float64), torch.randint(0, 3, (4,), generator=g))
+        for _ in range(n)
+    ]
+
+
+def _reference_loop(model, arch, batches, order):
+    """DARTS's loop with torch.optim.SGD, torch.optim.Adam and clip_grad_norm_ (the oracle)."""
+    w_opt = torch.optim.SGD(model.parameters(), HP["lr"], momentum=HP["momentum"], weight_decay=HP["weight_decay"])
+    a_opt = torch.optim.Adam(arch.parameters(), HP["arch_lr"], betas=HP["arch_betas"], weight_decay=HP["arch_weight_decay"])
+    losses = []
+    for x, y, xv, yv in batches:
+        a_opt.zero_grad()
+        if order == "first":
+            grads = architect.first_order(model, arch, xv, yv)
+        else:
+            grads = architect.second_order(
+                model, arch, x, y, xv, yv, HP["lr"], HP["momentum"], HP["weight_decay"],
+                architect.momentum_buffers(model, w_opt),
+            )
+        for p, g in zip(arch.parameters(), grads):
+            p.grad = g
+        a_opt.step()
+        w_opt.zero_grad()
+        loss = F.cross_entropy(model(x, arch.as_dict(detach=True)), y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(list(model.parameters()), 5.0)
+        w_opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def test_device_adam_equals_torch_adam_and_shares_its_state_layout():
+    torch.manual_seed(0)
+    a = torch.nn.Parameter(torch.randn(5, 3, dtype=torch.float64))
+    b = torch.nn.Parameter(a.detach().clone())
+    ref = torch.optim.Adam([a], 3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+    ours = DeviceAdam([b], torch.tensor(3e-4, dtype=torch.float64), betas=(0.5, 0.999), weight_decay=1e-3)
+    for _ in range(25):
+        g = torch.randn(5, 3, dtype=torch.float64)
+        a.grad, b.grad = g.clone(), g.clone()
+        ref.step()
+        ours.step()
+    torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-15)
+    assert set(ours.state[b]) == set(ref.state[a]) == {"step", "exp_avg", "exp_avg_sq"}
+    assert float(ours.state[b]["step"]) == 25
+    # Its checkpoint loads into torch's Adam and the next steps agree.
+    again = torch.optim.Adam([b], 3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+    again.load_state_dict(ours.state_dict())
+    g = torch.randn(5, 3, dtype=torch.float64)
+    a.grad, b.grad = g.clone(), g.clone()
+    ref.step()
+    again.step()
+    torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("order,partial", [("first", 1), ("first", 2), ("second", 1)])
+def test_search_step_equals_the_torch_optim_loop(order, partial):
+    batches = _batches(3)
+    model_a, arch_a = _nets(partial)
+    ref_losses = _reference_loop(model_a, arch_a, batches, order)
+    model_b, arch_b = _nets(partial)
+    w_opt, a_opt = make_optimizers(model_b, arch_b, device=torch.device("cpu"), **HP)
+    for opt, key in ((w_opt, "lr"), (a_opt, "arch_lr")):  # float64 rates, to compare at float64 precision
+        assert opt.param_groups[0]["lr"].item() == pytest.approx(HP[key])
+        opt.param_groups[0]["lr"] = torch.tensor(HP[key], dtype=torch.float64)
+    step = SearchStep(model_b, arch_b, w_opt, a_opt, order=order, grad_clip=5.0)
+    for b in batches:
+        step(*b)
+    # float64; the last cell's BNs see 4 images of 2x2 pixels, which amplifies rounding to ~1e-9
+    # (a missing weight decay alone would move weights by ~1e-6, a wrong Adam α by ~1e-4).
+    for (name, pa), pb in zip(model_a.named_parameters(), model_b.parameters()):
+        torch.testing.assert_close(pb, pa, rtol=1e-6, atol=1e-8, msg=lambda m, name=name: f"{name}: {m}")
+    for pa, pb in zip(arch_a.parameters(), arch_b.parameters()):
+        torch.testing.assert_close(pb, pa, rtol=1e-6, atol=1e-8)
+    loss, acc, seen = step.read_stats()
+    assert seen == 12
+    assert loss == pytest.approx(sum(ref_losses) / 3, rel=1e-6)  # accumulated in float32
+    assert 0.0 <= acc <= 1.0
+    assert step.read_stats()[2] == 0  # read once, then reset
+
+
+def test_alpha_moves_and_weights_follow_the_device_learning_rate():
+    model, arch = _nets()
+    w_opt, a_opt = make_optimizers(model, arch, device=torch.device("cpu"), **HP)
+    step = SearchStep(model, arch, w_opt, a_opt)
+    before = [p.detach().clone() for p in model.parameters()]
+    alpha0 = arch.alpha_normal.detach().clone()
+    w_opt.param_groups[0]["lr"].fill_(0.0)  # the schedule writes into the tensor the step reads
+    for b in _batches(1):
+        step(*b)
+    # With a learning rate of 0 the weights stay ...
+    assert all(torch.equal(a, p) for a, p in zip(before, model.parameters()))
+    assert not torch.equal(arch.alpha_normal, alpha0)  # ... but α's own optimizer does
+
+
+def test_snapshot_restore_undoes_steps_including_new_optimizer_state():
+    model, arch = _nets()
+    w_opt, a_opt = make_optimizers(model, arch, device=torch.device("cpu"), **HP)
+    step = SearchStep(model, arch, w_opt, a_opt)
+    batches = _batches(4)
+    step(*batches[0])  # optimizer state exists (as after a resume) ...
+    state0 = {k: v.clone() for k, v in model.state_dict().items()}
+    buf0 = [w_opt.state[p]["momentum_buffer"].clone() for p in model.parameters()]
+    snap = StateSnapshot([model, arch], [w_opt, a_opt])
+    for b in batches[1:3]:  # ... a warm-up changes it ...
+        step(*b)
+    snap.restore()  # ... and is undone in place
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state0[k]), k
+    for p, b in zip(model.parameters(), buf0):
+        assert torch.equal(w_opt.state[p]["momentum_buffer"], b)
+    # State created after the snapshot is zeroed, which for our optimizers means "no step yet".
+    model2, arch2 = _nets()
+    w2, a2 = make_optimizers(model2, arch2, device=torch.device("cpu"), **HP)
+    fresh = SearchStep(model2, arch2, w2, a2)
+    snap2 = StateSnapshot([model2, arch2], [w2, a2])
+    fresh(*batches[1])
+    snap2.restore()
+    assert all(float(a2.state[p]["step"]) == 0 for p in arch2.parameters())
+    model3, arch3 = _nets()
+    w3, a3 = make_optimizers(model3, arch3, device=torch.device("cpu"), **HP)
+    never = SearchStep(model3, arch3, w3, a3)
+    for b in batches[:2]:
+        fresh(*b)
+        never(*b)
+    for pa, pb in zip(model2.parameters(), model3.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=1e-12, atol=1e-15)
+    for pa, pb in zip(arch2.parameters(), arch3.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=1e-12, atol=1e-15)
+
+
+def test_cuda_graph_capture_falls_back_with_a_warning_on_cpu(caplog):
+    model, arch = _nets()
+    w_opt, a_opt = make_optimizers(model, arch, device=torch.device("cpu"), **HP)
+    with caplog.at_level(logging.WARNING):
+        step = SearchStep(model, arch, w_opt, a_opt, capture="cuda-graph")
+    assert step.capture == "none" and "needs a CUDA device" in caplog.text
+    with pytest.raises(ValueError, match="capture must be one of"):
+        SearchStep(model, arch, w_opt, a_opt, capture="graph")
+    assert isinstance(w_opt, DeviceSGD) and isinstance(a_opt, DeviceAdam)
