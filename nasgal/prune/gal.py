@@ -23,7 +23,7 @@ from ..errors import NasgalError
 from ..progress import Reporter
 from ..spec import Network, Pruning, count_params, load, save, spec_hash
 from ..train.config import resolve_config
-from ..train.rundir import check_same_run, environment, load_checkpoint, read_json, resolve_device, save_checkpoint, write_json, write_jsonl
+from ..train.rundir import environment, load_checkpoint, open_run, read_json, resolve_device, save_checkpoint, write_json, write_jsonl
 from ..train.runner import DataSplits, prepare_data
 from ..train.step import evaluate
 from .budget import candidates, select_nodes
@@ -114,14 +114,9 @@ def prune(
     teacher = load_teacher(network, teacher_state)  # fails early on weights of another network
     record = {"dataset": dataset, "network": network.name, "network_hash": spec_hash(network),
               "weights": weights_fingerprint(teacher_state), "config": cfg.model_dump()}
-    if (out / "config.json").exists():
-        check_same_run(out, record, {"network_hash": "network", "dataset": "dataset", "weights": "teacher weights"}, what="pruning run")
-        if (out / "metrics.json").exists() and (out / PRUNED).exists():
-            reporter.message(f"{out} is already complete; nothing to do")
-            return load(out / PRUNED), read_json(out / "metrics.json")
-    out.mkdir(parents=True, exist_ok=True)
-    save(network, out / "network.json")
-    write_json(out / "config.json", record)
+    identity = {"network_hash": "network", "dataset": "dataset", "weights": "teacher weights"}
+    if open_run(out, network, record, identity, what="pruning run", outputs=("metrics.json", PRUNED), reporter=reporter):
+        return load(out / PRUNED), read_json(out / "metrics.json")
 
     device = resolve_device(cfg.device)
     if cfg.threads:

@@ -7,12 +7,17 @@ import os
 import platform
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..errors import NasgalError
-from ..spec.io import _umask, atomic_write_text
+from ..spec.io import _umask, atomic_write_text, save
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from ..progress import Reporter
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -54,6 +59,35 @@ def check_same_run(out: Path, record: dict[str, Any], identity: dict[str, str], 
             f"({', '.join(f'{k}: {a.get(k)!r} -> {b.get(k)!r}' for k in differ)})",
             hint="resume with the same settings, or use another --out directory",
         )
+
+
+def open_run(
+    out: Path,
+    spec: BaseModel,
+    record: dict[str, Any],
+    identity: dict[str, str],
+    *,
+    what: str = "run",
+    outputs: tuple[str, ...] = ("metrics.json",),
+    reporter: Reporter | None = None,
+) -> bool:
+    """Set up the run directory ``out``; return True when it already holds this run, complete.
+
+    An existing run there must be the same run (:func:`check_same_run` with ``identity`` and
+    ``what``); it is complete when all ``outputs`` exist, and then nothing is written. Otherwise
+    ``out`` is created and ``spec`` (``network.json``) and ``record`` (``config.json``) are
+    written atomically.
+    """
+    if (out / "config.json").exists():
+        check_same_run(out, record, identity, what=what)
+        if all((out / name).exists() for name in outputs):
+            if reporter is not None:
+                reporter.message(f"{out} is already complete; nothing to do")
+            return True
+    out.mkdir(parents=True, exist_ok=True)
+    save(spec, out / "network.json")
+    write_json(out / "config.json", record)
+    return False
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

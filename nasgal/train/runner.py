@@ -21,9 +21,9 @@ from ..compiler import compile_network
 from ..data import Augment, DeviceLoader, check_compatible, default_augment, load_dataset
 from ..errors import NasgalError
 from ..progress import Reporter
-from ..spec import Network, network_cost, save, spec_hash
+from ..spec import Network, network_cost, spec_hash
 from .config import TrainConfig
-from .rundir import check_same_run, environment, load_checkpoint, read_json, resolve_device, save_checkpoint, write_json, write_jsonl
+from .rundir import environment, load_checkpoint, open_run, read_json, resolve_device, save_checkpoint, write_json, write_jsonl
 from .step import TrainStep, evaluate, make_optimizer, set_lr
 
 CHECKPOINT = "checkpoint.pt"
@@ -92,14 +92,8 @@ def train(
     reporter = reporter or Reporter()
     out = Path(out_dir)
     record = _config_record(network, dataset, cfg)
-    if (out / "config.json").exists():
-        check_same_run(out, record, {"network_hash": "network", "dataset": "dataset"})
-        if (out / "metrics.json").exists():
-            reporter.message(f"{out} is already complete; nothing to do")
-            return read_json(out / "metrics.json")
-    out.mkdir(parents=True, exist_ok=True)
-    save(network, out / "network.json")
-    write_json(out / "config.json", record)
+    if open_run(out, network, record, {"network_hash": "network", "dataset": "dataset"}, reporter=reporter):
+        return read_json(out / "metrics.json")
 
     device = resolve_device(cfg.device)
     if cfg.threads:
