@@ -92,7 +92,9 @@ class RichReporter(Reporter):
             self.progress.advance(self.task, n)
 
     def end(self, row: dict[str, Any]) -> None:
-        keys = [k for k in ("train_loss", "train_acc", "val_acc", "images_per_s", "genotype") if k in row]
+        # Short figures only beside the bar: a long value (a search's genotype) squeezes the bar
+        # out of the line; the full row, genotype included, goes to the log line below.
+        keys = [k for k in ("train_loss", "train_acc", "val_acc", "images_per_s") if k in row]
         self.last = " ".join(f"{k}={row[k]:.4g}" if isinstance(row[k], float) else f"{k}={row[k]}" for k in keys)
         if self.task is not None:
             self.progress.update(self.task, info=self.last)

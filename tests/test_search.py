@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from datafiles import write_mnist_like
 
 from nasgal.compiler import compile_network
 from nasgal.errors import NasgalError
+from nasgal.progress import Reporter
 from nasgal.search import architect
 from nasgal.search.derive import derive_cell, derive_genotype, edge_normalisation, softmax_rows
 from nasgal.search.space import DEFAULT_SPACE_PATH, SearchSpace, default_space
@@ -295,7 +297,7 @@ def test_second_order_and_partial_channel_searches_run(tmp_path):
 def test_alpha_is_outside_weight_decay_and_clipping(tmp_path):
     """With α's own learning rate at 0, a whole epoch of weight steps (SGD weight decay,
     gradient clipping at a tiny norm) leaves α bit for bit unchanged."""
-    from nasgal.search.run import _Run, SearchProgress
+    from nasgal.search.run import _Run
 
     space = default_space().resized(**TINY)
     run = _Run(space, _synthetic(), _config(arch_lr=0.0, grad_clip=1e-3, weight_decay=0.5), tmp_path, restart=True)
@@ -304,7 +306,7 @@ def test_alpha_is_outside_weight_decay_and_clipping(tmp_path):
     assert in_w_opt == {id(p) for p in run.model.parameters()}
     before_a = [p.detach().clone() for p in run.arch.parameters()]
     before_w = [p.detach().clone() for p in run.model.parameters()]
-    run.train_epoch(SearchProgress())
+    run.train_epoch(Reporter())
     for a, b in zip(before_a, run.arch.parameters()):
         assert torch.equal(a, b)
     assert any(not torch.equal(a, b) for a, b in zip(before_w, run.model.parameters()))
@@ -317,19 +319,73 @@ class _Stop(Exception):
     pass
 
 
+class _Recorder(Reporter):
+    """Records every call; ``stop_after=n`` raises :class:`_Stop` at the end of epoch n."""
+
+    def __init__(self, stop_after: int | None = None):
+        self.calls: list[tuple] = []
+        self.stop_after = stop_after
+
+    def start(self, title, epoch, epochs, steps):
+        self.calls.append(("start", title, epoch, epochs, steps))
+
+    def advance(self, n=1):
+        self.calls.append(("advance", n))
+
+    def end(self, row):
+        self.calls.append(("end", row))
+        if row["epoch"] == self.stop_after:
+            raise _Stop
+
+    def message(self, text):
+        self.calls.append(("message", text))
+
+    def close(self):
+        self.calls.append(("close",))
+
+
+def test_search_reports_steps_epochs_and_resume(tmp_path):
+    from nasgal.search.derive import summary
+    from nasgal.search.run import search
+
+    space = default_space().resized(**TINY)
+    out = tmp_path / "run"
+    steps = 2  # 16 images: halves of 8, batches of 4
+    metric_keys = {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_time_s"}
+
+    def epoch_calls(calls, epoch):
+        assert calls[0] == ("start", "search", epoch - 1, 3, steps)
+        assert calls[1:1 + steps] == [("advance", 1)] * steps
+        kind, row = calls[1 + steps]
+        assert kind == "end" and set(row) == metric_keys | {"genotype"} and row["epoch"] == epoch
+        assert row["genotype"] == summary(load(out / "genotypes" / f"epoch_{epoch:03d}.json"))
+        return calls[2 + steps:]
+
+    first = _Recorder(stop_after=1)
+    with pytest.raises(_Stop):
+        search(space, _synthetic(), _config(epochs=3), out, reporter=first)
+    assert epoch_calls(first.calls, 1) == [("close",)]
+
+    resumed = _Recorder()
+    g = search(space, _synthetic(), _config(epochs=3), out, reporter=resumed)
+    assert resumed.calls[0] == ("message", f"resuming {out} after epoch 1/3")
+    rest = epoch_calls(epoch_calls(resumed.calls[1:], 2), 3)
+    assert rest == [("close",)]
+    assert resumed.calls[-2][1]["genotype"] == summary(g)
+
+    done = _Recorder()
+    assert search(space, _synthetic(), _config(epochs=3), out, reporter=done) == g
+    assert done.calls == [("message", f"{out} is already complete (3 epochs); nothing to do"), ("close",)]
+
+
 def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
-    from nasgal.search.run import SearchProgress, search
+    from nasgal.search.run import search
 
     space = default_space().resized(**TINY)
     whole = search(space, _synthetic(), _config(epochs=3), tmp_path / "whole")
 
-    class StopAfterFirst(SearchProgress):
-        def epoch(self, metrics, genotype):
-            if metrics["epoch"] == 1:
-                raise _Stop
-
     with pytest.raises(_Stop):
-        search(space, _synthetic(), _config(epochs=3), tmp_path / "cut", progress=StopAfterFirst())
+        search(space, _synthetic(), _config(epochs=3), tmp_path / "cut", reporter=_Recorder(stop_after=1))
     assert torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)["epoch"] == 1
     resumed = search(space, _synthetic(), _config(epochs=3), tmp_path / "cut")
     assert resumed.provenance.search == whole.provenance.search
@@ -341,6 +397,23 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
     # A different configuration refuses to resume.
     with pytest.raises(NasgalError, match="different settings"):
         search(space, _synthetic(), _config(epochs=3, seed=4), tmp_path / "cut")
+
+
+def test_cli_search_prints_plain_progress_lines_when_not_a_terminal(tmp_path, capsys):
+    from nasgal.cli.main import main
+
+    write_mnist_like(tmp_path / "data" / "fashion_mnist", n_train=64, n_test=8)
+    args = ["search", "--dataset", "fashion_mnist", "--data-dir", str(tmp_path / "data"), "--epochs", "1",
+            "--cells", "2", "--channels", "4", "--batch-size", "16", "--device", "cpu"]
+    code = main([*args, "--out", str(tmp_path / "run")])
+    cap = capsys.readouterr()
+    assert code == 0, cap.err
+    assert "search epoch 1/1: epoch=1 train_loss=" in cap.err and " genotype=normal: " in cap.err
+    assert cap.out.startswith(f"{tmp_path / 'run' / 'genotype.json'}: normal: ")
+    assert "Traceback" not in cap.err
+    code = main([*args, "--out", str(tmp_path / "quiet"), "--quiet"])
+    cap = capsys.readouterr()
+    assert code == 0 and cap.err == ""
 
 
 def test_cli_reports_bad_options_without_traceback(capsys):

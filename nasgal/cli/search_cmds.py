@@ -7,71 +7,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from ..errors import NasgalError
-
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _progress_for_terminal():
-    """A rich progress bar on a terminal (stderr); plain log lines otherwise."""
-    from ..search.derive import summary
-    from ..search.run import SearchProgress
-
-    class Plain(SearchProgress):
-        def start(self, epochs, first_epoch, steps):
-            if first_epoch > 1:
-                err.print(f"resuming at epoch {first_epoch} of {epochs}", markup=False)
-
-        def epoch(self, m, genotype):
-            err.print(
-                f"epoch {m['epoch']}: train loss {m['train_loss']:.4f} acc {m['train_acc']:.4f}  "
-                f"val loss {m['val_loss']:.4f} acc {m['val_acc']:.4f}  lr {m['lr']:.5f}  {m['epoch_time_s']:.1f}s",
-                markup=False,
-            )
-            err.print(f"  {summary(genotype)}", markup=False)
-
-    if not err.is_terminal:
-        return Plain()
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    class Bar(SearchProgress):
-        def start(self, epochs, first_epoch, steps):
-            self.steps = steps
-            self.bar = Progress(
-                TextColumn("[bold]search[/] epoch {task.fields[epoch]}/{task.fields[epochs]}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[stats]}"),
-                console=err,
-                transient=False,
-            )
-            self.bar.start()
-            total = (epochs - first_epoch + 1) * steps
-            self.task = self.bar.add_task("search", total=max(total, 1), epoch=first_epoch, epochs=epochs, stats="")
-            self.genotype_line = None
-
-        def step(self, epoch, step):
-            self.bar.update(self.task, advance=1, epoch=epoch)
-
-        def epoch(self, m, genotype):
-            stats = (
-                f"loss {m['train_loss']:.3f} acc {m['train_acc']:.3f} | val loss {m['val_loss']:.3f} "
-                f"acc {m['val_acc']:.3f}"
-            )
-            self.bar.update(self.task, stats=stats)
-            self.bar.console.print(f"epoch {m['epoch']}: {stats}  ({m['epoch_time_s']:.1f}s)", markup=False)
-            self.bar.console.print(f"  {summary(genotype)}", markup=False, style="dim")
-
-        def finish(self):
-            if hasattr(self, "bar"):
-                self.bar.stop()
-
-    return Bar()
 
 
 def search_command(
@@ -95,12 +32,14 @@ def search_command(
     compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the supernet (first order).")] = False,
     resume: Annotated[bool, typer.Option("--resume/--restart", help="Continue a run found in --out (default), or start it over.")] = True,
     json_out: Annotated[bool, typer.Option("--json", help="Print the genotype JSON on stdout instead of a summary.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Search cells with DARTS on a dataset; write RUN_DIR/genotype.json and the run's records.
 
     Re-running into the same --out continues after the last completed epoch.
     """
     from ..data import load_dataset
+    from ..progress import default_reporter
     from ..search.derive import summary
     from ..search.run import SearchConfig, search
     from ..search.space import load_space
@@ -118,7 +57,7 @@ def search_command(
         epochs=epochs, order=order, partial_channels=partial_channels, batch_size=batch_size, seed=seed,
         bf16=bf16, channels_last=channels_last, compile=compile_, device=device, dataset=ds.info.name, subset=subset,
     )
-    genotype = search(sp, ds, cfg, out, restart=not resume, progress=_progress_for_terminal())
+    genotype = search(sp, ds, cfg, out, restart=not resume, reporter=default_reporter(not quiet))
     if json_out:
         sys.stdout.write(dumps(genotype))
     else:

@@ -95,7 +95,7 @@ def run_search(exp: Experiment, out: Path, reporter: Reporter, download: bool,
     )
     t0 = time.perf_counter()
     reporter.message(f"search: {s.epochs} epochs on {len(ds)} images")
-    genotype = search(space, ds, cfg, out / "search")
+    genotype = search(space, ds, cfg, out / "search", reporter=reporter)
     return genotype, {"wall_time_s": time.perf_counter() - t0}
 
 

@@ -15,7 +15,6 @@ _LAZY = {
     "Supernet": "supernet",
     "Architecture": "supernet",
     "SearchConfig": "run",
-    "SearchProgress": "run",
     "search": "run",
     "first_order": "architect",
     "second_order": "architect",

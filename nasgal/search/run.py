@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import NasgalError
+from ..progress import Reporter
 from ..spec.genotype import Genotype
 from ..spec.io import atomic_write_text, save
 from ..train.rundir import resolve_device, save_checkpoint
@@ -75,27 +76,6 @@ class SearchConfig:
             d.pop(k)
         d["arch_betas"] = list(d["arch_betas"])
         return d
-
-
-class SearchProgress:
-    """Hooks for showing progress; the default logs one line per epoch."""
-
-    def start(self, epochs: int, first_epoch: int, steps: int) -> None:
-        if first_epoch > 1:
-            log.info("resuming at epoch %d of %d", first_epoch, epochs)
-
-    def step(self, epoch: int, step: int) -> None:
-        pass
-
-    def epoch(self, metrics: dict[str, Any], genotype: Genotype) -> None:
-        log.info(
-            "epoch %d: train loss %.4f acc %.4f, val loss %.4f acc %.4f, lr %.5f, %.1fs; %s",
-            metrics["epoch"], metrics["train_loss"], metrics["train_acc"], metrics["val_loss"],
-            metrics["val_acc"], metrics["lr"], metrics["epoch_time_s"], summary(genotype),
-        )
-
-    def finish(self) -> None:
-        pass
 
 
 def _lists(t: torch.Tensor) -> list:
@@ -211,7 +191,7 @@ class _Run:
         save_checkpoint(self.ckpt_path, ck)
 
     # The loop --------------------------------------------------------------------
-    def train_epoch(self, progress: SearchProgress) -> dict[str, float]:
+    def train_epoch(self, reporter: Reporter) -> dict[str, float]:
         cfg = self.config
         e = self.epoch  # 0-indexed epoch being run
         self.train_loader.set_epoch(e)
@@ -246,7 +226,7 @@ class _Run:
             loss_sum += loss.detach() * y.shape[0]
             correct += (logits.detach().argmax(1) == y).sum()
             seen += y.shape[0]
-            progress.step(e + 1, step + 1)
+            reporter.advance()
         self.sched.step()
         return {"train_loss": loss_sum.item() / seen, "train_acc": correct.item() / seen, "lr": lr}
 
@@ -342,10 +322,14 @@ def search(
     out_dir: str | os.PathLike,
     *,
     restart: bool = False,
-    progress: SearchProgress | None = None,
+    reporter: Reporter | None = None,
 ) -> Genotype:
     """Run a DARTS search of ``space`` on ``dataset`` (a :class:`nasgal.data.Dataset`, training
-    split) and return the derived genotype; outputs go to ``out_dir`` (see the module docstring)."""
+    split) and return the derived genotype; outputs go to ``out_dir`` (see the module docstring).
+
+    ``reporter`` is told of every step (``advance``) and every epoch (``end``: the metrics of
+    ``metrics.jsonl`` plus ``genotype``, the derived genotype in one line).
+    """
     if config.order not in ("first", "second"):
         raise NasgalError(f"order must be 'first' or 'second', got {config.order!r}")
     if config.partial_channels < 1:
@@ -354,18 +338,20 @@ def search(
         raise NasgalError(f"epochs must be at least 1, got {config.epochs}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    progress = progress or SearchProgress()
+    reporter = reporter or Reporter()
     run = _Run(space, dataset, config, out, restart)
     steps = min(len(run.train_loader), len(run.val_loader))
-    progress.start(config.epochs, run.epoch + 1, steps)
     try:
         if run.epoch >= config.epochs:
-            log.info("%s: all %d epochs already done", out, config.epochs)
+            reporter.message(f"{out} is already complete ({config.epochs} epochs); nothing to do")
             return run.write_outputs(None)
+        if run.epoch > 0:
+            reporter.message(f"resuming {out} after epoch {run.epoch}/{config.epochs}")
         g = None
         while run.epoch < config.epochs:
             t0 = time.perf_counter()
-            m = run.train_epoch(progress)
+            reporter.start("search", run.epoch, config.epochs, steps)
+            m = run.train_epoch(reporter)
             m.update(run.evaluate())
             run.epoch += 1
             if run.device.type == "cuda":
@@ -377,7 +363,7 @@ def search(
             run.history.append({"epoch": run.epoch, **run.alphas()})
             run._save_checkpoint()
             g = run.write_outputs(metrics)
-            progress.epoch(metrics, g)
+            reporter.end({**metrics, "genotype": summary(g)})
         return g
     finally:
-        progress.finish()
+        reporter.close()
