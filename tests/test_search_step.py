@@ -3,6 +3,7 @@ warm-up of a capture is undone exactly (the graph replay itself needs CUDA; see 
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -171,3 +172,106 @@ def test_cuda_graph_capture_falls_back_with_a_warning_on_cpu(caplog):
     with pytest.raises(ValueError, match="capture must be one of"):
         SearchStep(model, arch, w_opt, a_opt, capture="graph")
     assert isinstance(w_opt, DeviceSGD) and isinstance(a_opt, DeviceAdam)
+
+
+def test_keep_output_batch_norm_equals_torch_batch_norm():
+    from nasgal.search.bn import KeepOutputBatchNorm2d
+
+    torch.manual_seed(0)
+    ours, ref = KeepOutputBatchNorm2d(5).double(), torch.nn.BatchNorm2d(5, affine=False).double()
+    assert ours.state_dict().keys() == ref.state_dict().keys()
+    for _ in range(3):  # training mode: output, input gradient, running statistics
+        x = (3 * torch.randn(4, 5, 6, 7, dtype=torch.float64) + 1).requires_grad_(True)
+        dy = torch.randn(4, 5, 6, 7, dtype=torch.float64)
+        y1, y2 = ours(x), ref(x)
+        torch.testing.assert_close(y1, y2)
+        (g1,) = torch.autograd.grad(y1, x, dy)
+        (g2,) = torch.autograd.grad(y2, x, dy)
+        torch.testing.assert_close(g1, g2)
+    for k, v in ref.state_dict().items():
+        torch.testing.assert_close(ours.state_dict()[k], v)
+    x = torch.randn(2, 5, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: KeepOutputBatchNorm2d(5).double()(t), (x,))
+    ours.eval(), ref.eval()
+    torch.testing.assert_close(ours(x), ref(x))
+    # bf16 autocast-style input: statistics in float32, output in bf16, gradient close to float32's.
+    xb = torch.randn(8, 5, 4, 4).bfloat16().requires_grad_(True)
+    yb = KeepOutputBatchNorm2d(5).train()(xb)
+    assert yb.dtype == torch.bfloat16
+    yf = torch.nn.BatchNorm2d(5, affine=False)(xb.detach().float())
+    torch.testing.assert_close(yb.float(), yf, rtol=1e-2, atol=1e-2)
+
+
+def test_recompute_keeps_results_and_saves_memory():
+    from nasgal.search.supernet import SourceBatch
+
+    space = default_space().resized(cells=3, channels=4, nodes=3)
+    x = torch.randn(4, 1, 8, 8, dtype=torch.float64)
+    y = torch.randint(0, 3, (4,))
+    out = {}
+    for recompute in (False, True):
+        torch.manual_seed(0)
+        model = Supernet(space, 1, 3).double()
+        arch = Architecture(space, 1, generator=torch.Generator().manual_seed(0)).double()
+        for m in model.modules():
+            if isinstance(m, SourceBatch):
+                m.recompute = recompute
+        saved = {}
+
+        def pack(t, saved=saved):
+            saved.setdefault(t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss = F.cross_entropy(model(x, arch.as_dict(detach=True)), y)
+        loss.backward()
+        out[recompute] = (sum(saved.values()), [p.grad.clone() for p in model.parameters()])
+    assert out[True][0] < 0.75 * out[False][0]
+    for a, b in zip(out[False][1], out[True][1]):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_keep_output_batch_norm_refuses_double_backward():
+    from nasgal.search.bn import KeepOutputBatchNorm2d
+
+    x = torch.randn(4, 3, 2, 2, requires_grad=True)
+    (g,) = torch.autograd.grad(KeepOutputBatchNorm2d(3)(x).pow(3).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        g.sum().backward()
+
+
+def test_search_run_options_capture_recompute_and_lr_schedule(tmp_path, caplog):
+    from test_search import TINY, _config, _synthetic
+
+    from nasgal.errors import NasgalError
+    from nasgal.search.run import search
+
+    space = default_space().resized(**TINY)
+    plain = search(space, _synthetic(), _config(), tmp_path / "plain")
+    # Recompute changes memory, not results; a CUDA graph falls back to eager on CPU.
+    with caplog.at_level(logging.WARNING):
+        other = search(space, _synthetic(), _config(recompute=True, capture="cuda-graph"), tmp_path / "other")
+    assert "needs a CUDA device" in caplog.text
+    assert other.cells == plain.cells
+    torch.testing.assert_close(
+        torch.tensor(other.provenance.search["alpha_normal"]), torch.tensor(plain.provenance.search["alpha_normal"]),
+        rtol=1e-4, atol=1e-6,
+    )
+    # The weights' rate follows the cosine schedule of CosineAnnealingLR, one value per epoch.
+    lines = (tmp_path / "plain" / "metrics.jsonl").read_text().splitlines()
+    cfg = _config()
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], cfg.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs, eta_min=cfg.lr_min)
+    for line in lines:
+        assert json.loads(line)["lr"] == pytest.approx(sched.get_last_lr()[0], rel=1e-9)
+        opt.step()
+        sched.step()
+    # A checkpoint of another format is refused with a hint, not a traceback.
+    ck = torch.load(tmp_path / "plain" / "checkpoint.pt", weights_only=True)
+    ck["format"] = 1
+    torch.save(ck, tmp_path / "plain" / "checkpoint.pt")
+    with pytest.raises(NasgalError, match="checkpoint format 1") as info:
+        search(space, _synthetic(), _config(epochs=3), tmp_path / "plain")
+    assert "--restart" in info.value.hint
+    with pytest.raises(NasgalError, match="capture must be one of"):
+        search(space, _synthetic(), _config(capture="graph"), tmp_path / "bad")

@@ -92,6 +92,7 @@ def run_search(exp: Experiment, out: Path, reporter: Reporter, download: bool,
     cfg = SearchConfig(
         epochs=s.epochs, order=s.order, partial_channels=s.partial_channels, batch_size=s.batch_size,
         seed=exp.seed, device=str(resolve_device(exp.device)), dataset=ds.info.name, subset=s.subset,
+        bf16=s.precision == "bf16", capture=s.capture, recompute=s.recompute,
     )
     t0 = time.perf_counter()
     reporter.message(f"search: {s.epochs} epochs on {len(ds)} images")

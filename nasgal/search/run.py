@@ -8,7 +8,7 @@ and leaves in ``out_dir``::
     alpha_history.json         raw α (and β) after each epoch
     metrics.jsonl              one line per epoch: epoch, train_loss, train_acc, val_loss, val_acc, lr, epoch_time_s
     alpha_normal.png, alpha_reduce.png   heat maps of the softmaxed α
-    checkpoint.pt              weights, α, optimizer and scheduler states, RNG states, epoch
+    checkpoint.pt              weights, α, optimizer states, RNG states, epoch
 
 Running again into the same ``out_dir`` continues after the last completed epoch (the
 config must match); ``restart=True`` starts over.
@@ -17,7 +17,6 @@ config must match); ``restart=True`` starts over.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import time
@@ -33,15 +32,14 @@ from ..progress import Reporter
 from ..spec.genotype import Genotype
 from ..spec.io import atomic_write_text, save
 from ..train.rundir import resolve_device, save_checkpoint
-from . import architect
+from ..train.step import CAPTURE_MODES, set_lr
 from .derive import derive_genotype, edge_normalisation, summary
 from .heatmap import write_heatmap
 from .space import SearchSpace
+from .step import SearchStep, make_optimizers
 from .supernet import Architecture, Supernet
 
-log = logging.getLogger(__name__)
-
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: DeviceSGD/DeviceAdam states, the lr follows the epoch (no scheduler state)
 
 
 @dataclass
@@ -63,16 +61,22 @@ class SearchConfig:
     arch_weight_decay: float = 1e-3
     bf16: bool = False
     channels_last: bool = False
-    compile: bool = False
+    capture: str = "none"  # none | compile | cuda-graph | compile+cuda-graph (nasgal.train.step.CAPTURE_MODES)
+    recompute: bool = False  # recompute depthwise outputs in backward: less memory, same results
     device: str = "cpu"
     dataset: str = "unknown"  # recorded in the provenance
     subset: int | None = None  # recorded in the provenance
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def lr_at(self, epoch: int) -> float:
+        """The weights' learning rate in ``epoch`` (0-indexed): cosine from ``lr`` to ``lr_min``,
+        as ``torch.optim.lr_scheduler.CosineAnnealingLR`` over ``epochs``."""
+        return self.lr_min + (self.lr - self.lr_min) * (1 + math.cos(math.pi * epoch / self.epochs)) / 2
+
     def identity(self) -> dict[str, Any]:
         """The fields a resumed run must share with the run that wrote the checkpoint."""
         d = asdict(self)
-        for k in ("device", "compile", "extra"):
+        for k in ("device", "capture", "recompute", "extra"):
             d.pop(k)
         d["arch_betas"] = list(d["arch_betas"])
         return d
@@ -102,20 +106,17 @@ class _Run:
         self.w_half, self.a_half = w_half, a_half
         torch.manual_seed(config.seed)
         gen = torch.Generator().manual_seed(config.seed)
-        model = Supernet(space, info.channels, info.classes, partial=config.partial_channels)
+        model = Supernet(space, info.channels, info.classes, partial=config.partial_channels, recompute=config.recompute)
         arch = Architecture(space, config.partial_channels, generator=gen)
         self.model = model.to(self.device)
         self.arch = arch.to(self.device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.forward = torch.compile(self.model) if config.compile else self.model
-        self.w_opt = torch.optim.SGD(
-            self.model.parameters(), config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        self.w_opt, self.a_opt = make_optimizers(
+            self.model, self.arch, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+            arch_lr=config.arch_lr, arch_betas=config.arch_betas, arch_weight_decay=config.arch_weight_decay,
+            device=self.device,
         )
-        self.a_opt = torch.optim.Adam(
-            self.arch.parameters(), config.arch_lr, betas=config.arch_betas, weight_decay=config.arch_weight_decay
-        )
-        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_opt, config.epochs, eta_min=config.lr_min)
         loader = dict(
             batch_size=config.batch_size, shuffle=True, drop_last=True, device=self.device,
             channels_last=config.channels_last,
@@ -137,12 +138,20 @@ class _Run:
         elif restart:
             for p in [out_dir / "metrics.jsonl", out_dir / "alpha_history.json"]:
                 p.unlink(missing_ok=True)
+        # Built after a resume has loaded the optimizer states: a captured step keeps them.
+        self.step = SearchStep(
+            self.model, self.arch, self.w_opt, self.a_opt, order=config.order, grad_clip=config.grad_clip,
+            bf16=config.bf16, capture=config.capture, device=self.device,
+        )
 
     # Checkpoints ----------------------------------------------------------------
     def _load_checkpoint(self) -> None:
         ck = torch.load(self.ckpt_path, map_location=self.device, weights_only=True)
         if ck.get("format") != CHECKPOINT_FORMAT:
-            raise NasgalError(f"{self.ckpt_path}: unknown checkpoint format {ck.get('format')!r}")
+            raise NasgalError(
+                f"{self.ckpt_path}: checkpoint format {ck.get('format')!r}, this nasgal reads format {CHECKPOINT_FORMAT}",
+                hint="start the run over with --restart, or use another --out directory",
+            )
         theirs = json.loads(ck["config"])
         mine = json.loads(json.dumps(self.config.identity()))
         space_theirs = json.loads(ck["space"])
@@ -159,7 +168,9 @@ class _Run:
         self.arch.load_state_dict(ck["arch"])
         self.w_opt.load_state_dict(ck["w_opt"])
         self.a_opt.load_state_dict(ck["a_opt"])
-        self.sched.load_state_dict(ck["sched"])
+        for opt in (self.w_opt, self.a_opt):  # the rates are device tensors that the step reads
+            for group in opt.param_groups:
+                group["lr"] = torch.as_tensor(group["lr"], dtype=torch.float32, device=self.device).clone()
         torch.set_rng_state(ck["rng_cpu"].cpu())
         if self.device.type == "cuda" and "rng_cuda" in ck:
             torch.cuda.set_rng_state(ck["rng_cuda"].cpu(), self.device)
@@ -182,7 +193,6 @@ class _Run:
             "arch": self.arch.state_dict(),
             "w_opt": self.w_opt.state_dict(),
             "a_opt": self.a_opt.state_dict(),
-            "sched": self.sched.state_dict(),
             "rng_cpu": torch.get_rng_state(),
             "alpha_history": self.history,
         }
@@ -192,43 +202,17 @@ class _Run:
 
     # The loop --------------------------------------------------------------------
     def train_epoch(self, reporter: Reporter) -> dict[str, float]:
-        cfg = self.config
         e = self.epoch  # 0-indexed epoch being run
         self.train_loader.set_epoch(e)
         self.val_loader.set_epoch(e)
         self.model.train()
-        lr = self.w_opt.param_groups[0]["lr"]
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.long)
-        seen = 0
-        weights = list(self.model.parameters())
-        for step, ((x, y), (xv, yv)) in enumerate(zip(self.train_loader, self.val_loader)):
-            # α step on a batch of the α half.
-            self.a_opt.zero_grad(set_to_none=True)
-            if cfg.order == "first":
-                grads = architect.first_order(self.forward, self.arch, xv, yv, cfg.bf16)
-            else:
-                grads = architect.second_order(
-                    self.model, self.arch, x, y, xv, yv, lr, cfg.momentum, cfg.weight_decay,
-                    architect.momentum_buffers(self.model, self.w_opt), cfg.bf16,
-                )
-            for p, g in zip(self.arch.parameters(), grads):
-                p.grad = g
-            self.a_opt.step()
-            # Weight step on a batch of the weight half; α enters as a constant.
-            self.w_opt.zero_grad(set_to_none=True)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-                logits = self.forward(x, self.arch.as_dict(detach=True))
-            loss = F.cross_entropy(logits.float(), y)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(weights, cfg.grad_clip)  # weights only: α is not here
-            self.w_opt.step()
-            loss_sum += loss.detach() * y.shape[0]
-            correct += (logits.detach().argmax(1) == y).sum()
-            seen += y.shape[0]
+        lr = self.config.lr_at(e)
+        set_lr(self.w_opt, lr)
+        for (x, y), (xv, yv) in zip(self.train_loader, self.val_loader):
+            self.step(x, y, xv, yv)  # an α step, then a weight step (nasgal.search.step)
             reporter.advance()
-        self.sched.step()
-        return {"train_loss": loss_sum.item() / seen, "train_acc": correct.item() / seen, "lr": lr}
+        loss, acc, _ = self.step.read_stats()
+        return {"train_loss": loss, "train_acc": acc, "lr": lr}
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
@@ -336,6 +320,8 @@ def search(
         raise NasgalError(f"partial channels must be at least 1, got {config.partial_channels}")
     if config.epochs < 1:
         raise NasgalError(f"epochs must be at least 1, got {config.epochs}")
+    if config.capture not in CAPTURE_MODES:
+        raise NasgalError(f"capture must be one of {', '.join(CAPTURE_MODES)}, got {config.capture!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     reporter = reporter or Reporter()
