@@ -7,8 +7,11 @@ the CLI's error boundary (``nasgal.cli.main``).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -198,12 +201,52 @@ AuxOpt = Annotated[Optional[bool], typer.Option("--auxiliary/--no-auxiliary", he
 DropOpt = Annotated[Optional[float], typer.Option("--drop-path", help="Maximum drop-path probability.", show_default=False)]
 NameOpt = Annotated[Optional[str], typer.Option("--name", help="Network name (default GENOTYPE-Lc-CC).", show_default=False)]
 
+#: The stacking options by parameter name, in the order ``--help`` lists them.
+STACK_OPTIONS: dict[str, Any] = {
+    "cells": CellsOpt,
+    "channels": ChannelsOpt,
+    "classes": ClassesOpt,
+    "in_channels": InChOpt,
+    "input_size": SizeOpt,
+    "reductions": RedOpt,
+    "stem": StemOpt,
+    "auxiliary": AuxOpt,
+    "drop_path": DropOpt,
+    "name": NameOpt,
+}
+#: The stacking options that size a network; stacking needs them all.
+SIZE_OPTIONS = ("cells", "channels", "classes", "in_channels", "input_size")
+
+
+def with_stack_options(command: Callable[..., int]) -> Callable[..., int]:
+    """Declare the :data:`STACK_OPTIONS` in place of ``command``'s ``opts`` parameter.
+
+    Typer sees the options as parameters where ``opts`` stood; ``command`` gets them as one
+    dict ``opts`` (None for an option not given).
+    """
+    sig = inspect.signature(command, eval_str=True)
+    params = list(sig.parameters.values())
+    at = [p.name for p in params].index("opts")
+    options = [
+        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=annotation)
+        for name, annotation in STACK_OPTIONS.items()
+    ]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> int:
+        opts = {name: kwargs.pop(name) for name in STACK_OPTIONS}
+        return command(opts=opts, **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=[*params[:at], *options, *params[at + 1 :]])  # type: ignore[attr-defined]
+    return wrapper
+
+
 STEMS = ("cifar", "stride2", "imagenet")
 
 
 def _stack_from_options(genotype: Genotype, opts: dict[str, Any], defaults: dict[str, Any]) -> Network:
     vals = {k: (v if v is not None else defaults.get(k)) for k, v in opts.items()}
-    missing = [f"--{k.replace('_', '-')}" for k in ("cells", "channels", "classes", "in_channels", "input_size") if vals[k] is None]
+    missing = [f"--{k.replace('_', '-')}" for k in SIZE_OPTIONS if vals[k] is None]
     if missing:
         raise NasgalError(f"missing {', '.join(missing)}", hint="stacking a genotype needs its sizes; see nasgal stack --help")
     stem = vals.get("stem") or "cifar"
@@ -233,24 +276,14 @@ def _stack(genotype: Genotype, vals: dict[str, Any], stem_kind: StemKind) -> Net
     )
 
 
+@with_stack_options
 def stack_cmd(
     genotype: Annotated[str, typer.Argument(help="Genotype file or library name (e.g. darts_v2).", show_default=False)],
-    cells: CellsOpt = None,
-    channels: ChannelsOpt = None,
-    classes: ClassesOpt = None,
-    in_channels: InChOpt = None,
-    input_size: SizeOpt = None,
-    reductions: RedOpt = None,
-    stem: StemOpt = None,
-    auxiliary: AuxOpt = None,
-    drop_path: DropOpt = None,
-    name: NameOpt = None,
+    opts: dict[str, Any],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the network JSON here (default: stdout).")] = None,
 ) -> int:
     """Stack a genotype's cells into a network spec."""
     g = load(resolve_spec_path(genotype), Genotype)
-    opts = dict(cells=cells, channels=channels, classes=classes, in_channels=in_channels, input_size=input_size,
-                reductions=reductions, stem=stem, auxiliary=auxiliary, drop_path=drop_path, name=name)
     net = _stack_from_options(g, opts, {})
     _emit(dumps(net), out, _summary(net))
     return 0
@@ -328,18 +361,10 @@ def _print_table(rep: dict[str, Any], net: Network) -> None:
                   "(training only, not in the total)")
 
 
+@with_stack_options
 def compile_cmd(
     spec: Annotated[str, typer.Argument(help="Network file, or a genotype file or library name to stack.", show_default=False)],
-    cells: CellsOpt = None,
-    channels: ChannelsOpt = None,
-    classes: ClassesOpt = None,
-    in_channels: InChOpt = None,
-    input_size: SizeOpt = None,
-    reductions: RedOpt = None,
-    stem: StemOpt = None,
-    auxiliary: AuxOpt = None,
-    drop_path: DropOpt = None,
-    name: NameOpt = None,
+    opts: dict[str, Any],
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout instead of the table.")] = False,
 ) -> int:
     """Build the torch module of a spec and summarise it per cell position.
@@ -347,8 +372,6 @@ def compile_cmd(
     A bare genotype is stacked as the DARTS CIFAR-10 evaluation network (20 cells, C=36, 10 classes, 32x32x3); stacking options override those sizes.
     """
     loaded = load_spec_arg(spec)
-    opts = dict(cells=cells, channels=channels, classes=classes, in_channels=in_channels, input_size=input_size,
-                reductions=reductions, stem=stem, auxiliary=auxiliary, drop_path=drop_path, name=name)
     given = {k: v for k, v in opts.items() if v is not None}
     if isinstance(loaded, Network):
         if given:
@@ -360,8 +383,8 @@ def compile_cmd(
         net = loaded
     elif isinstance(loaded, Genotype):
         net = _stack_from_options(loaded, opts, DARTS_EVAL)
-        defaulted = [k for k in ("cells", "channels", "classes", "in_channels", "input_size") if k not in given]
-        if len(defaulted) == 5:
+        defaulted = [k for k in SIZE_OPTIONS if k not in given]
+        if len(defaulted) == len(SIZE_OPTIONS):
             _say(
                 f"{spec} is a genotype: stacking it as the DARTS CIFAR-10 evaluation network "
                 "(20 cells, C=36, 10 classes, 32×32×3 input); give --cells/--channels/... to change that"
