@@ -23,12 +23,12 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]  # nasgal, _args
 
-import nasgal  # noqa: E402
+from _args import add_device_args, add_network_args, add_timing_args, network  # noqa: E402
+
 from nasgal.compiler import compile_network  # noqa: E402
 from nasgal.prune import Critic, GALStep, MaskFista  # noqa: E402
-from nasgal.spec.library import resolve_spec_path  # noqa: E402
 from nasgal.train.step import TrainStep, make_optimizer  # noqa: E402
 
 
@@ -53,29 +53,18 @@ def timed(fn, device, warmup: int, steps: int, repeats: int) -> list[float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--genotype", default="darts_v2")
-    p.add_argument("--cells", type=int, default=5)
-    p.add_argument("--channels", type=int, default=16)
-    p.add_argument("--classes", type=int, default=10)
-    p.add_argument("--in-channels", type=int, default=1)
-    p.add_argument("--size", type=int, default=28)
+    add_network_args(p)
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--critic-steps", type=int, default=5)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--repeats", type=int, default=3)
+    add_device_args(p)
+    add_timing_args(p, warmup=3, steps=10)
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
-    geno = nasgal.load(resolve_spec_path(args.genotype))
-    net = nasgal.stack(geno, cells=args.cells, channels=args.channels, classes=args.classes,
-                       in_channels=args.in_channels, input_size=args.size)
+    net = network(args)
     memory = torch.channels_last if args.channels_last else torch.contiguous_format
     x = torch.randn(args.batch_size, args.in_channels, args.size, args.size, device=device)
     x = x.contiguous(memory_format=memory)

@@ -22,24 +22,18 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]  # nasgal, _args
+
+from _args import add_device_args, add_network_args, add_timing_args, network  # noqa: E402
 
 import nasgal  # noqa: E402
 from nasgal.compiler import compile_network  # noqa: E402
-from nasgal.spec.library import resolve_spec_path  # noqa: E402
 from nasgal.train.step import TrainStep, make_optimizer  # noqa: E402
 
 
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def build(args) -> nasgal.Network:
-    geno = nasgal.load(resolve_spec_path(args.genotype))
-    reductions = [int(r) for r in args.reductions.split(",")] if args.reductions else None
-    return nasgal.stack(geno, cells=args.cells, channels=args.channels, classes=args.classes,
-                        in_channels=args.in_channels, input_size=args.size, reductions=reductions)
 
 
 def time_steps(step_fn, batches, device, warmup: int, steps: int, repeats: int) -> list[float]:
@@ -74,28 +68,19 @@ def reference_step(model, device, grad_clip: float = 5.0):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--genotype", default="darts_v2")
-    p.add_argument("--cells", type=int, default=5)
-    p.add_argument("--channels", type=int, default=16)
-    p.add_argument("--classes", type=int, default=10)
-    p.add_argument("--in-channels", type=int, default=1)
-    p.add_argument("--size", type=int, default=28)
+    add_network_args(p)
     p.add_argument("--reductions", default="")
     p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_device_args(p)
     p.add_argument("--capture", default="none", choices=["none", "compile", "cuda-graph", "compile+cuda-graph"])
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--grad-clip", type=float, default=5.0)
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--repeats", type=int, default=3)
+    add_timing_args(p, warmup=5, steps=20)
     p.add_argument("--reference", action="store_true", help="also time the plain eager reference loop")
     p.add_argument("--only-reference", action="store_true")
     args = p.parse_args()
 
     device = torch.device(args.device)
-    net = build(args)
+    net = network(args, [int(r) for r in args.reductions.split(",")] if args.reductions else None)
     torch.manual_seed(0)
     shape = (args.batch, args.in_channels, args.size, args.size)
     batches = [(torch.randn(shape, device=device), torch.randint(0, args.classes, (args.batch,), device=device))
