@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: setup system-deps demo test test-slow schemas clean
+.PHONY: setup system-deps demo lint test test-slow schemas clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -30,7 +30,10 @@ demo: setup
 	$(BIN)/nasgal compile darts_v2 --cells 5 --channels 16 --in-channels 1 --input-size 28
 	$(BIN)/nasgal run examples/fashion_mnist_quick.toml
 
-test: setup
+lint: setup
+	$(BIN)/ruff check nasgal tests benchmarks
+
+test: setup lint
 	$(BIN)/python -m pytest -q
 
 test-slow: setup

@@ -179,6 +179,38 @@ def make_nasgal_step(model, arch, args, device):
     return lambda: step(*batch)
 
 
+def saved_gib(model, arch, args, device, reference: bool = False) -> tuple[float, float]:
+    """GiB of tensors autograd keeps for backward in the α step and in the weight step: the
+    activation memory of each, the same on every device (CUDA adds workspaces and weights).
+    ``reference``: the α step as the reference code runs it (``loss.backward()``, weights too)."""
+    x, y, xv, yv = _inputs(args, device)
+    model.to(device).train()
+    arch.to(device)
+
+    def count(fn) -> float:
+        seen: dict[int, int] = {}
+
+        def pack(t):
+            st = t.untyped_storage()
+            seen.setdefault(st.data_ptr(), st.nbytes())
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            fn()
+        return sum(seen.values()) / 2**30
+
+    def weight_forward():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+            model(x, arch.as_dict(detach=True))
+
+    def reference_alpha_forward():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+            model(xv, arch.as_dict())
+
+    alpha = reference_alpha_forward if reference else (lambda: architect.first_order(model, arch, xv, yv, args.bf16))
+    return count(alpha), count(weight_forward)
+
+
 def time_impl(name, model, arch, args, device, make_step) -> tuple[float, float]:
     model.to(device).train()
     arch.to(device)
@@ -222,6 +254,9 @@ def main(argv=None) -> int:
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--capture", default="none", choices=list(CAPTURE_MODES),
                    help="nasgal's step: eager, torch.compile of the supernet, a CUDA graph of the whole step, or both")
+    p.add_argument("--recompute", action="store_true", help="recompute depthwise outputs in backward (less memory)")
+    p.add_argument("--saved", action="store_true",
+                   help="only print the GiB autograd keeps for backward in each step (no timing; any device)")
     p.add_argument("--reference", action="store_true", help="also time the plain reference-style supernet")
     p.add_argument("--reference-only", action="store_true", help="time only the plain reference-style supernet")
     p.add_argument("--steps", type=int, default=10)
@@ -235,13 +270,22 @@ def main(argv=None) -> int:
     print(
         f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), torch {torch.__version__}; "
         f"C={args.channels} cells={args.cells} batch={args.batch} size={args.size} order={args.order} "
-        f"K={args.partial_channels} bf16={args.bf16} channels_last={args.channels_last} capture={args.capture}",
+        f"K={args.partial_channels} bf16={args.bf16} channels_last={args.channels_last} capture={args.capture} "
+        f"recompute={args.recompute}",
         flush=True,
     )
     torch.manual_seed(0)
     results = {}
+    if args.saved:
+        model = Supernet(space, args.in_channels, args.classes, partial=args.partial_channels, recompute=args.recompute)
+        a, w = saved_gib(model, Architecture(space, args.partial_channels), args, device)
+        print(f"nasgal     saved for backward: alpha step {a:.2f} GiB, weight step {w:.2f} GiB", flush=True)
+        if args.reference:
+            a, w = saved_gib(PlainSupernet(space, args.in_channels, args.classes), Architecture(space, 1), args, device, True)
+            print(f"reference  saved for backward: alpha step {a:.2f} GiB, weight step {w:.2f} GiB", flush=True)
+        return 0
     if not args.reference_only:
-        model = Supernet(space, args.in_channels, args.classes, partial=args.partial_channels)
+        model = Supernet(space, args.in_channels, args.classes, partial=args.partial_channels, recompute=args.recompute)
         arch = Architecture(space, args.partial_channels)
         results["nasgal"] = time_impl("nasgal", model, arch, args, device, make_nasgal_step)
         del model

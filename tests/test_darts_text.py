@@ -200,7 +200,7 @@ def test_bad_text_is_located(old, new, loc, message):
     with pytest.raises(SpecError) as exc:
         parse_darts(DARTS_V2.replace(old, new, 1), source="<t>")
     found = problems(exc)
-    assert any(l == loc and message in m for l, m in found), found
+    assert any(where == loc and message in m for where, m in found), found
 
 
 def test_no_genotype_in_text():

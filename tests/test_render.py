@@ -121,14 +121,14 @@ def test_cell_has_inputs_nodes_output_and_op_labels():
 def test_op_families_have_distinct_colours():
     src = render_cell(darts_v2().cells["normal"]).source
     assert op_family("sep_conv_5x5") == "sep_conv" and op_family("avg_pool_3x3") == "pool"
-    sep = [l for l in src.splitlines() if "label=sep_conv_3x3" in l]
-    dil = [l for l in src.splitlines() if "label=dil_conv_3x3" in l]
-    assert all('"#0072B2"' in l for l in sep) and '"#CC79A7"' in dil[0]
+    sep = [line for line in src.splitlines() if "label=sep_conv_3x3" in line]
+    dil = [line for line in src.splitlines() if "label=dil_conv_3x3" in line]
+    assert all('"#0072B2"' in line for line in sep) and '"#CC79A7"' in dil[0]
 
 
 def test_pruned_nodes_are_faded_and_show_masks():
     src = render_position(pruned_net(), 0).source
-    lines = {l.strip().split(" ", 1)[0]: l for l in src.splitlines() if "[label=" in l and "->" not in l}
+    lines = {ln.strip().split(" ", 1)[0]: ln for ln in src.splitlines() if "[label=" in ln and "->" not in ln}
     assert "dashed" in lines["0"] and "pruned" in lines["0"] and "m=0," in lines["0"]
     assert "dashed" in lines["3"]
     assert "m=0.713" in lines["1"] and "dashed" not in lines["1"]
