@@ -275,3 +275,33 @@ def test_search_run_options_capture_recompute_and_lr_schedule(tmp_path, caplog):
     assert "--restart" in info.value.hint
     with pytest.raises(NasgalError, match="capture must be one of"):
         search(space, _synthetic(), _config(capture="graph"), tmp_path / "bad")
+
+
+def test_a_failed_capture_is_undone_and_the_step_runs_eagerly(caplog):
+    batches = _batches(2)
+    model, arch = _nets()
+    w_opt, a_opt = make_optimizers(model, arch, device=torch.device("cpu"), **HP)
+    step = SearchStep(model, arch, w_opt, a_opt)
+    step.capture = "cuda-graph"  # as on a GPU; recording then fails after a partial warm-up
+
+    def failing_record(tensors):
+        step._body(*tensors)
+        step._body(*tensors)
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    step._record = failing_record
+    with caplog.at_level(logging.WARNING):
+        step(*batches[0])
+        step(*batches[1])
+    assert step.capture == "none" and "capture failed (RuntimeError" in caplog.text
+    # The result is that of two eager steps: the warm-up left no trace.
+    model2, arch2 = _nets()
+    w2, a2 = make_optimizers(model2, arch2, device=torch.device("cpu"), **HP)
+    eager = SearchStep(model2, arch2, w2, a2)
+    for b in batches:
+        eager(*b)
+    for p, q in zip(model.parameters(), model2.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-15)
+    for p, q in zip(arch.parameters(), arch2.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-15)
+    assert step.read_stats()[2] == eager.read_stats()[2] == 8

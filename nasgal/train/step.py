@@ -77,8 +77,8 @@ class CapturedStep:
     With ``capture`` ``cuda-graph`` (or ``compile+cuda-graph``) the first call warms the body
     up on a side stream, records it into a graph, and undoes the warm-up's effect on
     ``modules`` and ``optimizers`` (so a resumed run keeps its optimizer state); every call
-    then copies its inputs into the graph's static tensors and replays it. Without CUDA the
-    graph modes fall back, with a warning, to eager (or compiled) execution.
+    then copies its inputs into the graph's static tensors and replays it. Without CUDA, or if
+    recording fails, the graph modes fall back, with a warning, to eager (or compiled) execution.
     """
 
     def __init__(
@@ -110,8 +110,8 @@ class CapturedStep:
     def _zero_stats(self) -> None:
         """Reset device-side accumulators after the warm-up (subclasses that keep any)."""
 
-    def _capture(self, tensors: tuple[torch.Tensor, ...]) -> None:
-        snapshot = StateSnapshot(self._modules, self._optimizers)
+    def _record(self, tensors: tuple[torch.Tensor, ...]) -> torch.cuda.CUDAGraph:
+        """Warm up on a side stream, then record the body into a graph over static inputs."""
         self._static = tuple(t.clone() for t in tensors)
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
@@ -124,16 +124,35 @@ class CapturedStep:
             o.zero_grad(set_to_none=True)
         with torch.cuda.graph(graph):
             self._body(*self._static)
+        return graph
+
+    def _capture(self, tensors: tuple[torch.Tensor, ...]) -> bool:
+        """Record the graph and undo the warm-up; if recording fails (an op that a graph cannot
+        hold), undo the warm-up too, warn, and run eagerly (or compiled) from then on."""
+        snapshot = StateSnapshot(self._modules, self._optimizers)
+        try:
+            graph = self._record(tensors)
+        except Exception as exc:  # noqa: BLE001 - any failure to capture falls back
+            snapshot.restore()
+            self._zero_stats()
+            self._static = None
+            fallback = "compile" if self.capture.startswith("compile") else "none"
+            log.warning("CUDA-graph capture failed (%s: %s); running the step %s", type(exc).__name__, exc,
+                        "compiled" if fallback == "compile" else "eagerly")
+            self.capture = fallback
+            return False
         snapshot.restore()
         self._zero_stats()
         self._graph = graph
+        return True
 
     def __call__(self, *tensors: torch.Tensor) -> None:
         if not self.graphed:
             self._body(*tensors)
             return
-        if self._graph is None:
-            self._capture(tensors)
+        if self._graph is None and not self._capture(tensors):
+            self._body(*tensors)
+            return
         for static, t in zip(self._static, tensors):
             static.copy_(t, non_blocking=True)
         self._graph.replay()
