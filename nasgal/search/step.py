@@ -28,8 +28,8 @@ class SearchStep(CapturedStep):
 
     ``w_opt`` must be a :class:`~nasgal.train.optim.DeviceSGD` over the supernet's weights and
     ``a_opt`` a :class:`~nasgal.train.optim.DeviceAdam` over α (and β): the captured step
-    follows their tensor learning rates. ``stats`` holds [loss sum, correct, images] of the
-    weight steps since the last :meth:`read_stats`.
+    follows their tensor learning rates. ``stats`` (and :meth:`read_stats`) cover the weight
+    steps.
     """
 
     def __init__(
@@ -53,10 +53,6 @@ class SearchStep(CapturedStep):
         self.forward: Callable = torch.compile(model) if self.capture.startswith("compile") else model
         self.weights = [p for g in w_opt.param_groups for p in g["params"]]
         self.alphas = list(arch.parameters())
-        self.stats = torch.zeros(3, device=device)
-
-    def _zero_stats(self) -> None:
-        self.stats.zero_()
 
     def _body(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> None:
         group = self.w_opt.param_groups[0]
@@ -80,18 +76,7 @@ class SearchStep(CapturedStep):
         if self.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.weights, self.grad_clip, foreach=True)
         self.w_opt.step()
-        with torch.no_grad():
-            n = y.shape[0]
-            self.stats[0].add_(loss.detach() * n)
-            self.stats[1].add_((logits.detach().argmax(1) == y).sum())
-            self.stats[2].add_(n)
-
-    def read_stats(self) -> tuple[float, float, int]:
-        """(mean loss, accuracy, images) of the weight steps since the last read; one host sync."""
-        loss_sum, correct, count = self.stats.tolist()
-        self.stats.zero_()
-        n = max(count, 1.0)
-        return loss_sum / n, correct / n, int(count)
+        self._accumulate(loss, logits, y)
 
 
 def make_optimizers(

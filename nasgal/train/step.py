@@ -99,6 +99,7 @@ class CapturedStep:
         self._modules, self._optimizers = modules, optimizers
         self._graph: torch.cuda.CUDAGraph | None = None
         self._static: tuple[torch.Tensor, ...] | None = None
+        self.stats = torch.zeros(3, device=device)  # [loss sum, correct, images], on the device
 
     @property
     def graphed(self) -> bool:
@@ -108,7 +109,21 @@ class CapturedStep:
         raise NotImplementedError
 
     def _zero_stats(self) -> None:
-        """Reset device-side accumulators after the warm-up (subclasses that keep any)."""
+        self.stats.zero_()
+
+    @torch.no_grad()
+    def _accumulate(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        n = y.shape[0]
+        self.stats[0].add_(loss.detach().float() * n)
+        self.stats[1].add_((logits.detach().argmax(1) == y).sum())
+        self.stats[2].add_(n)
+
+    def read_stats(self) -> tuple[float, float, int]:
+        """(mean loss, accuracy, images) since the last read; one host sync."""
+        loss_sum, correct, count = self.stats.tolist()
+        self.stats.zero_()
+        n = max(count, 1.0)
+        return loss_sum / n, correct / n, int(count)
 
     def _record(self, tensors: tuple[torch.Tensor, ...]) -> torch.cuda.CUDAGraph:
         """Warm up on a side stream, then record the body into a graph over static inputs."""
@@ -185,10 +200,6 @@ class TrainStep(CapturedStep):
         self.autocast_dtype = torch.bfloat16 if precision == "bf16" else None
         self.forward: Callable = torch.compile(model) if self.capture.startswith("compile") else model
         self.params = [p for g in optimizer.param_groups for p in g["params"]]
-        self.stats = torch.zeros(3, device=device)  # [loss sum, correct, count]
-
-    def _zero_stats(self) -> None:
-        self.stats.zero_()
 
     def _body(self, x: torch.Tensor, y: torch.Tensor) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -203,18 +214,7 @@ class TrainStep(CapturedStep):
         if self.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip, foreach=True)
         self.optimizer.step()
-        with torch.no_grad():
-            n = y.shape[0]
-            self.stats[0].add_(loss.detach().float() * n)
-            self.stats[1].add_((logits.detach().argmax(1) == y).sum())
-            self.stats[2].add_(n)
-
-    def read_stats(self) -> tuple[float, float, int]:
-        """(mean loss, accuracy, images) since the last read; one host sync."""
-        loss_sum, correct, count = self.stats.tolist()
-        self.stats.zero_()
-        n = max(count, 1.0)
-        return loss_sum / n, correct / n, int(count)
+        self._accumulate(loss, logits, y)
 
 
 @torch.no_grad()
