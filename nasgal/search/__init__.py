@@ -19,6 +19,9 @@ _LAZY = {
     "first_order": "architect",
     "second_order": "architect",
     "write_heatmap": "heatmap",
+    "SearchStep": "step",
+    "make_optimizers": "step",
+    "KeepOutputBatchNorm2d": "bn",
 }
 
 

@@ -2,10 +2,16 @@
 
 from .config import RECIPES, TrainConfig, resolve_config
 from .runner import DataSplits, load_weights, lr_at, prepare_data, train
-from .step import TrainStep, evaluate, make_optimizer, set_lr
+from .optim import DeviceAdam, DeviceSGD
+from .step import CAPTURE_MODES, CapturedStep, StateSnapshot, TrainStep, evaluate, make_optimizer, set_lr
 
 __all__ = [
+    "CAPTURE_MODES",
     "RECIPES",
+    "CapturedStep",
+    "DeviceAdam",
+    "DeviceSGD",
+    "StateSnapshot",
     "DataSplits",
     "TrainConfig",
     "TrainStep",
