@@ -4,6 +4,7 @@ warm-up of a capture is undone exactly (the graph replay itself needs CUDA; see 
 from __future__ import annotations
 
 import json
+import math
 import logging
 
 import pytest
@@ -231,6 +232,23 @@ def test_recompute_keeps_results_and_saves_memory():
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
+def test_recompute_under_functional_call_uses_the_swapped_weights():
+    """The second-order step runs the supernet through torch.func.functional_call with virtual
+    weights; a recomputation in backward must see those, not the module's own."""
+    batches = _batches(2)
+    results = []
+    for recompute in (False, True):
+        model, arch = _nets()
+        model.set_recompute(recompute)
+        w_opt, a_opt = make_optimizers(model, arch, device=torch.device("cpu"), **HP)
+        step = SearchStep(model, arch, w_opt, a_opt, order="second")
+        for b in batches:
+            step(*b)
+        results.append([p.detach().clone() for p in [*arch.parameters(), *model.parameters()]])
+    for a, b in zip(*results):
+        torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-12)
+
+
 def test_keep_output_batch_norm_refuses_double_backward():
     from nasgal.search.bn import KeepOutputBatchNorm2d
 
@@ -305,3 +323,22 @@ def test_a_failed_capture_is_undone_and_the_step_runs_eagerly(caplog):
     for p, q in zip(arch.parameters(), arch2.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-15)
     assert step.read_stats()[2] == eager.read_stats()[2] == 8
+
+
+@pytest.mark.parametrize("order", ["first", "second"])
+@pytest.mark.parametrize("partial,recompute,channels_last", [(1, True, True), (2, True, False), (2, False, True)])
+def test_bf16_steps_run_with_every_memory_option(order, partial, recompute, channels_last):
+    space = default_space().resized(cells=3, channels=8)
+    torch.manual_seed(0)
+    model, arch = Supernet(space, 3, 10, partial=partial, recompute=recompute), Architecture(space, partial)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    w_opt, a_opt = make_optimizers(model, arch, device=torch.device("cpu"), **HP)
+    step = SearchStep(model, arch, w_opt, a_opt, order=order, bf16=True)
+    x = torch.randn(4, 3, 8, 8).contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    alpha0 = arch.alpha_normal.detach().clone()
+    step(x, torch.randint(0, 10, (4,)), x.clone(), torch.randint(0, 10, (4,)))
+    loss, _, seen = step.read_stats()
+    assert seen == 4 and math.isfinite(loss)
+    assert not torch.equal(arch.alpha_normal, alpha0)
+    assert all(torch.isfinite(p).all() for p in model.parameters())

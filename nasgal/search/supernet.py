@@ -143,14 +143,20 @@ class SourceBatch(nn.Module):
             nn.ModuleList(build_op(ops[col], c, stride, affine=False) for _ in range(n_e)) for col in self.generic
         )
 
-    def _stage1(self, r: torch.Tensor) -> torch.Tensor:
+    # The weights enter the two stages as arguments, not as attributes read inside: a recomputation
+    # in backward must use the tensors of the forward (torch.func.functional_call swaps them
+    # only while the forward runs, e.g. for the second-order virtual step).
+    def _stage1(self, r: torch.Tensor, pw1: torch.Tensor, *dw1: torch.Tensor) -> torch.Tensor:
         """Every stage-1 depthwise conv, regrouped per (op, edge), then all first pointwise convs."""
         n_s, n_t, c = self.n_s, self.n_t, self.c
-        d = torch.stack([dw(r).unflatten(1, (n_s, c, n_t)).transpose(2, 3) for dw in self.dw1], dim=1)
-        return grouped_pointwise(d.flatten(1, 4), self.pw1.weight, self.pw1.groups)  # [B, G*n_e*c, H', W']
+        d = torch.stack(
+            [conv._conv_forward(r, w, None).unflatten(1, (n_s, c, n_t)).transpose(2, 3) for conv, w in zip(self.dw1, dw1)],
+            dim=1,
+        )
+        return grouped_pointwise(d.flatten(1, 4), pw1, self.pw1.groups)  # [B, G*n_e*c, H', W']
 
-    def _stage2(self, r: torch.Tensor, i: int) -> torch.Tensor:
-        return grouped_pointwise(self.dw2[i](r), self.pw2[i].weight, self.pw2[i].groups)
+    def _stage2(self, r: torch.Tensor, dw2: torch.Tensor, pw2: torch.Tensor, i: int) -> torch.Tensor:
+        return grouped_pointwise(self.dw2[i]._conv_forward(r, dw2, None), pw2, self.pw2[i].groups)
 
     def _recomputed(self, fn, *args):
         """``fn(*args)``; with ``recompute`` on, its inner activations (the depthwise outputs) are
@@ -187,11 +193,12 @@ class SourceBatch(nn.Module):
         r = F.relu(x) if self.needs_relu else None
         if self.stage1:
             # [B, G, n_s, n_t, c, H', W']: every op's depthwise output, regrouped per (op, edge).
-            y1 = self.bn1(self._recomputed(self._stage1, r))  # [B, G*n_e*c, H', W']
+            y1 = self.bn1(self._recomputed(self._stage1, r, self.pw1.weight, *(m.weight for m in self.dw1)))  # [B, G*n_e*c, H', W']
             Ho, Wo = y1.shape[-2:]
             y1 = y1.view(B, len(self.stage1), n_e * c, Ho, Wo)
             for i in range(self.n_sep):
-                y2 = self.bn2[i](self._recomputed(self._stage2, F.relu(y1[:, i]), i))  # [B, n_e*c, H', W']
+                y2 = self._recomputed(self._stage2, F.relu(y1[:, i]), self.dw2[i].weight, self.pw2[i].weight, i)
+                y2 = self.bn2[i](y2)  # [B, n_e*c, H', W']
                 add(per_edge([self.stage1[i][0]]), y2)
             if len(self.stage1) > self.n_sep:
                 add(per_edge([col for col, _, _ in self.stage1[self.n_sep :]]), y1[:, self.n_sep :])
