@@ -78,6 +78,13 @@ def test_device_adam_equals_torch_adam_and_shares_its_state_layout():
     torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-15)
     assert set(ours.state[b]) == set(ref.state[a]) == {"step", "exp_avg", "exp_avg_sq"}
     assert float(ours.state[b]["step"]) == 25
+    # torch's checkpoint loads into it, the step count as a float32 tensor beside the parameter.
+    sd = ref.state_dict()
+    sd["state"][0]["step"] = torch.tensor(25.0, dtype=torch.float64)
+    back = DeviceAdam([torch.nn.Parameter(b.detach().clone())], 3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+    back.load_state_dict(sd)
+    (st,) = back.state.values()
+    assert st["step"].dtype == torch.float32 and float(st["step"]) == 25
     # Its checkpoint loads into torch's Adam and the next steps agree.
     again = torch.optim.Adam([b], 3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
     again.load_state_dict(ours.state_dict())

@@ -76,6 +76,14 @@ class DeviceAdam(torch.optim.Optimizer):
             raise ValueError(f"eps and weight_decay must be >= 0, got {eps}, {weight_decay}")
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay})
 
+    def load_state_dict(self, state_dict) -> None:
+        """As ``torch.optim.Optimizer.load_state_dict``, and the step counts land beside their
+        parameters (torch leaves a non-capturable optimizer's ``step`` wherever it was saved)."""
+        super().load_state_dict(state_dict)
+        for p, state in self.state.items():
+            if "step" in state:
+                state["step"] = torch.as_tensor(state["step"], dtype=torch.float32).to(p.device)
+
     @torch.no_grad()
     def step(self, closure=None):  # noqa: D102 - as torch.optim.Optimizer.step
         loss = closure() if closure is not None else None
