@@ -11,14 +11,12 @@ supernet is launch-bound on a GPU, thousands of small kernels per step.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..train.optim import DeviceAdam, DeviceSGD
-from ..train.step import CapturedStep
+from ..train.step import CapturedStep, make_optimizer
 from . import architect
 from .supernet import Architecture
 
@@ -50,7 +48,7 @@ class SearchStep(CapturedStep):
         super().__init__([model, arch], [w_opt, a_opt], capture, device)
         self.model, self.arch, self.w_opt, self.a_opt = model, arch, w_opt, a_opt
         self.order, self.grad_clip, self.bf16 = order, grad_clip, bf16
-        self.forward: Callable = torch.compile(model) if self.capture.startswith("compile") else model
+        self.forward = self._forward_of(model)
         self.weights = [p for g in w_opt.param_groups for p in g["params"]]
         self.alphas = list(arch.parameters())
 
@@ -92,7 +90,7 @@ def make_optimizers(
     device: torch.device,
 ) -> tuple[DeviceSGD, DeviceAdam]:
     """DARTS's two optimizers, with their learning rates as device tensors."""
-    w_opt = DeviceSGD(model.parameters(), lr=torch.tensor(lr, device=device), momentum=momentum, weight_decay=weight_decay)
+    w_opt = make_optimizer(model, lr, momentum, weight_decay, device)
     a_opt = DeviceAdam(
         arch.parameters(), lr=torch.tensor(arch_lr, device=device), betas=arch_betas, weight_decay=arch_weight_decay
     )

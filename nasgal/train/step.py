@@ -38,6 +38,7 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 
 CAPTURE_MODES = ("none", "compile", "cuda-graph", "compile+cuda-graph")
+GRAPH_MODES = ("cuda-graph", "compile+cuda-graph")
 
 
 class StateSnapshot:
@@ -90,12 +91,10 @@ class CapturedStep:
     ) -> None:
         if capture not in CAPTURE_MODES:
             raise ValueError(f"capture must be one of {', '.join(CAPTURE_MODES)}, got {capture!r}")
-        if capture in ("cuda-graph", "compile+cuda-graph") and device.type != "cuda":
-            log.warning("capture %r needs a CUDA device; running %s on %s", capture,
-                        "compiled" if capture.startswith("compile") else "eagerly", device)
-            capture = "compile" if capture.startswith("compile") else "none"
         self.capture = capture
         self.device = device
+        if self.graphed and device.type != "cuda":
+            self._without_graph(f"capture {capture!r} needs a CUDA device, not {device}")
         self._modules, self._optimizers = modules, optimizers
         self._graph: torch.cuda.CUDAGraph | None = None
         self._static: tuple[torch.Tensor, ...] | None = None
@@ -103,7 +102,16 @@ class CapturedStep:
 
     @property
     def graphed(self) -> bool:
-        return self.capture in ("cuda-graph", "compile+cuda-graph")
+        return self.capture in GRAPH_MODES
+
+    def _without_graph(self, reason: str) -> None:
+        """Fall back from a graph mode to eager (or compiled) execution, with a warning."""
+        self.capture = "compile" if self.capture.startswith("compile") else "none"
+        log.warning("%s; running the step %s", reason, "compiled" if self.capture == "compile" else "eagerly")
+
+    def _forward_of(self, model: nn.Module) -> Callable:
+        """``model``, compiled when the capture mode says so."""
+        return torch.compile(model) if self.capture.startswith("compile") else model
 
     def _body(self, *tensors: torch.Tensor) -> None:
         raise NotImplementedError
@@ -146,20 +154,13 @@ class CapturedStep:
         hold), undo the warm-up too, warn, and run eagerly (or compiled) from then on."""
         snapshot = StateSnapshot(self._modules, self._optimizers)
         try:
-            graph = self._record(tensors)
+            self._graph = self._record(tensors)
         except Exception as exc:  # noqa: BLE001 - any failure to capture falls back
-            snapshot.restore()
-            self._zero_stats()
             self._static = None
-            fallback = "compile" if self.capture.startswith("compile") else "none"
-            log.warning("CUDA-graph capture failed (%s: %s); running the step %s", type(exc).__name__, exc,
-                        "compiled" if fallback == "compile" else "eagerly")
-            self.capture = fallback
-            return False
+            self._without_graph(f"CUDA-graph capture failed ({type(exc).__name__}: {exc})")
         snapshot.restore()
         self._zero_stats()
-        self._graph = graph
-        return True
+        return self._graph is not None
 
     def __call__(self, *tensors: torch.Tensor) -> None:
         if not self.graphed:
@@ -198,7 +199,7 @@ class TrainStep(CapturedStep):
         self.aux_weight = aux_weight
         self.grad_clip = grad_clip
         self.autocast_dtype = torch.bfloat16 if precision == "bf16" else None
-        self.forward: Callable = torch.compile(model) if self.capture.startswith("compile") else model
+        self.forward = self._forward_of(model)
         self.params = [p for g in optimizer.param_groups for p in g["params"]]
 
     def _body(self, x: torch.Tensor, y: torch.Tensor) -> None:
