@@ -32,7 +32,7 @@ from ..progress import Reporter
 from ..spec.genotype import Genotype
 from ..spec.io import atomic_write_text, save
 from ..train.rundir import resolve_device, save_checkpoint
-from ..train.step import CAPTURE_MODES, set_lr
+from ..train.step import CAPTURE_MODES, cosine_lr, set_lr
 from .derive import derive_genotype, edge_normalisation, summary
 from .heatmap import write_heatmap
 from .space import SearchSpace
@@ -69,9 +69,8 @@ class SearchConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def lr_at(self, epoch: int) -> float:
-        """The weights' learning rate in ``epoch`` (0-indexed): cosine from ``lr`` to ``lr_min``,
-        as ``torch.optim.lr_scheduler.CosineAnnealingLR`` over ``epochs``."""
-        return self.lr_min + (self.lr - self.lr_min) * (1 + math.cos(math.pi * epoch / self.epochs)) / 2
+        """The weights' learning rate in ``epoch`` (0-indexed): cosine from ``lr`` to ``lr_min``."""
+        return cosine_lr(self.lr, self.lr_min, epoch, self.epochs)
 
     def identity(self) -> dict[str, Any]:
         """The fields a resumed run must share with the run that wrote the checkpoint."""

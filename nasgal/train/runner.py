@@ -9,7 +9,6 @@ An interrupted run continues from its last completed epoch when started again.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from ..progress import Reporter
 from ..spec import Network, network_cost, spec_hash
 from .config import TrainConfig
 from .rundir import environment, load_checkpoint, open_run, read_json, resolve_device, save_checkpoint, write_json, write_jsonl
-from .step import TrainStep, evaluate, make_optimizer, set_lr
+from .step import TrainStep, cosine_lr, evaluate, make_optimizer, set_lr
 
 CHECKPOINT = "checkpoint.pt"
 WEIGHTS = "weights.pt"
@@ -33,7 +32,7 @@ WEIGHTS = "weights.pt"
 def lr_at(cfg: TrainConfig, epoch: int) -> float:
     if cfg.schedule == "constant":
         return cfg.lr
-    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * epoch / cfg.epochs))
+    return cosine_lr(cfg.lr, cfg.lr_min, epoch, cfg.epochs)
 
 
 @dataclass

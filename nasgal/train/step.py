@@ -8,6 +8,7 @@ captured step follows the schedule without being captured again.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Callable
 
 import torch
@@ -27,6 +28,12 @@ def make_optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: f
     params = [p for p in model.parameters() if p.requires_grad]
     # A tensor lr lets a captured step see schedule changes; foreach ops keep launches few.
     return DeviceSGD(params, lr=torch.tensor(lr, device=device), momentum=momentum, weight_decay=weight_decay)
+
+
+def cosine_lr(lr: float, lr_min: float, epoch: int, epochs: int) -> float:
+    """The rate in ``epoch`` (0-indexed) of a cosine from ``lr`` to ``lr_min`` over ``epochs``,
+    as ``torch.optim.lr_scheduler.CosineAnnealingLR`` gives it."""
+    return lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * epoch / epochs))
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
