@@ -81,10 +81,18 @@ def test_device_adam_equals_torch_adam_and_shares_its_state_layout():
     # torch's checkpoint loads into it, the step count as a float32 tensor beside the parameter.
     sd = ref.state_dict()
     sd["state"][0]["step"] = torch.tensor(25.0, dtype=torch.float64)
-    back = DeviceAdam([torch.nn.Parameter(b.detach().clone())], 3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+    rate = torch.tensor(1.0)
+    back = DeviceAdam([torch.nn.Parameter(b.detach().clone())], rate, betas=(0.5, 0.999), weight_decay=1e-3)
     back.load_state_dict(sd)
     (st,) = back.state.values()
     assert st["step"].dtype == torch.float32 and float(st["step"]) == 25
+    # The rate stays the tensor a captured step reads, holding the loaded value.
+    assert back.param_groups[0]["lr"] is rate and float(rate) == pytest.approx(3e-4)
+    w = torch.nn.Parameter(torch.zeros(2))
+    sgd_rate = torch.tensor(1.0)
+    sgd = DeviceSGD([w], sgd_rate, momentum=0.9)
+    sgd.load_state_dict(torch.optim.SGD([w], 0.025, momentum=0.9).state_dict())
+    assert sgd.param_groups[0]["lr"] is sgd_rate and float(sgd_rate) == pytest.approx(0.025)
     # Its checkpoint loads into torch's Adam and the next steps agree.
     again = torch.optim.Adam([b], 3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
     again.load_state_dict(ours.state_dict())

@@ -167,9 +167,6 @@ class _Run:
         self.arch.load_state_dict(ck["arch"])
         self.w_opt.load_state_dict(ck["w_opt"])
         self.a_opt.load_state_dict(ck["a_opt"])
-        for opt in (self.w_opt, self.a_opt):  # the rates are device tensors that the step reads
-            for group in opt.param_groups:
-                group["lr"] = torch.as_tensor(group["lr"], dtype=torch.float32, device=self.device).clone()
         torch.set_rng_state(ck["rng_cpu"].cpu())
         if self.device.type == "cuda" and "rng_cuda" in ck:
             torch.cuda.set_rng_state(ck["rng_cuda"].cpu(), self.device)

@@ -17,7 +17,22 @@ import torch
 from torch import Tensor
 
 
-class DeviceSGD(torch.optim.Optimizer):
+class _DeviceRates(torch.optim.Optimizer):
+    """Loading a state keeps each group's tensor learning rate, the very tensor a captured step
+    reads, and copies the loaded rate into it (torch would put the checkpoint's value, a float or
+    a tensor wherever it was saved, in its place)."""
+
+    def load_state_dict(self, state_dict) -> None:
+        rates = [group["lr"] for group in self.param_groups]
+        super().load_state_dict(state_dict)
+        for group, rate in zip(self.param_groups, rates):
+            if isinstance(rate, Tensor):
+                with torch.no_grad():
+                    rate.copy_(torch.as_tensor(group["lr"]))
+                group["lr"] = rate
+
+
+class DeviceSGD(_DeviceRates):
     def __init__(self, params: Iterable[Tensor], lr: float | Tensor, momentum: float = 0.0, weight_decay: float = 0.0):
         if momentum < 0 or weight_decay < 0:
             raise ValueError(f"momentum and weight_decay must be >= 0, got {momentum}, {weight_decay}")
@@ -52,7 +67,7 @@ class DeviceSGD(torch.optim.Optimizer):
         return loss
 
 
-class DeviceAdam(torch.optim.Optimizer):
+class DeviceAdam(_DeviceRates):
     """Adam whose step never waits for the host, on any device.
 
     ``torch.optim.Adam(capturable=True)`` does the same on CUDA but refuses CPU tensors; this
@@ -77,8 +92,8 @@ class DeviceAdam(torch.optim.Optimizer):
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay})
 
     def load_state_dict(self, state_dict) -> None:
-        """As ``torch.optim.Optimizer.load_state_dict``, and the step counts land beside their
-        parameters (torch leaves a non-capturable optimizer's ``step`` wherever it was saved)."""
+        """As for :class:`DeviceSGD`, and the step counts land beside their parameters (torch
+        leaves a non-capturable optimizer's ``step`` wherever it was saved)."""
         super().load_state_dict(state_dict)
         for p, state in self.state.items():
             if "step" in state:

@@ -139,9 +139,7 @@ def train(
     if ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path, map_location=device)
         model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        for g in optimizer.param_groups:  # keep the lr a tensor on the device
-            g["lr"] = torch.as_tensor(g["lr"], device=device).clone()
+        optimizer.load_state_dict(ckpt["optimizer"])  # keeps the lr tensor on the device
         start_epoch = int(ckpt["epoch"]) + 1
         history = list(ckpt["history"])
         elapsed = float(ckpt.get("elapsed", 0.0))
