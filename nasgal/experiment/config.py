@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import NasgalError, SpecError
+from ..options import Capture, Precision
 from ..spec.io import problems_of
 
 
@@ -34,8 +35,8 @@ class SearchSection(_Section):
     order: Literal["first", "second"] = Field("first", description="First- or second-order DARTS.")
     partial_channels: int = Field(1, ge=1, description="PC-DARTS K (1: off).")
     space: str | None = Field(None, description="Search-space file (default: the DARTS space).")
-    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast of the supernet, or fp32.")
-    capture: Literal["none", "compile", "cuda-graph", "compile+cuda-graph"] = Field(
+    precision: Precision = Field("fp32", description="bf16 autocast of the supernet, or fp32.")
+    capture: Capture = Field(
         "none", description="Graph capture of the search step (cuda-graph: the whole step, on a GPU)."
     )
     recompute: bool = Field(False, description="Recompute depthwise outputs in backward (less memory, same results).")

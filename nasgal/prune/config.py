@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import SpecError
+from ..options import Precision
 from ..spec.io import problems_of
 
 
@@ -64,7 +65,7 @@ class PruneConfig(BaseModel):
     # Runtime.
     seed: int = Field(0, description="Seed of the critic's initialisation, data order and gradient penalty.")
     device: str = Field("auto", description="'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...")
-    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast of teacher and generator, or fp32.")
+    precision: Precision = Field("fp32", description="bf16 autocast of teacher and generator, or fp32.")
     channels_last: bool = Field(True, description="NHWC memory layout for teacher and generator.")
     eval_batch_size: int = Field(512, ge=1, description="Batch size of validation passes.")
     threads: int | None = Field(None, ge=1, description="CPU threads for torch (None: torch's default).")

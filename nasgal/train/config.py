@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import NasgalError, SpecError
+from ..options import Capture, Precision
 from ..spec.io import problems_of
 
 
@@ -41,11 +42,11 @@ class TrainConfig(BaseModel):
     subset: int | None = Field(None, ge=1, description="Train on this many training images (stratified), for quick runs.")
     seed: int = Field(0, description="Seed of weights, data order and augmentation.")
     device: str = Field("auto", description="'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...")
-    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast or plain fp32.")
+    precision: Precision = Field("fp32", description="bf16 autocast or plain fp32.")
     channels_last: bool | None = Field(
         None, description="NHWC memory layout (None: on for CPU and CUDA, where it is faster for this model)."
     )
-    capture: Literal["none", "compile", "cuda-graph", "compile+cuda-graph"] = Field(
+    capture: Capture = Field(
         "none",
         description="Graph capture of the training step: torch.compile, a CUDA graph of the whole step, or both.",
     )

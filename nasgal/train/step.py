@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Callable
+from typing import Callable, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..options import Capture
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
             group["lr"] = lr
 
 
-CAPTURE_MODES = ("none", "compile", "cuda-graph", "compile+cuda-graph")
+CAPTURE_MODES: tuple[str, ...] = get_args(Capture)
 GRAPH_MODES = ("cuda-graph", "compile+cuda-graph")
 
 
