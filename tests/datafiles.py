@@ -63,6 +63,18 @@ def write_mnist_like(
     return out
 
 
+def offline(monkeypatch) -> None:
+    """No downloads, and no data folder taken from the environment."""
+    monkeypatch.setenv("NASGAL_NO_DOWNLOAD", "1")
+    monkeypatch.delenv("NASGAL_DATA_DIR", raising=False)
+
+
+def fashion_mnist_root(tmp_path: Path, n_train: int, n_test: int) -> Path:
+    """A data folder (for ``--data-dir``) whose ``fashion_mnist/`` holds tiny FashionMNIST files."""
+    write_mnist_like(tmp_path / "data" / "fashion_mnist", n_train=n_train, n_test=n_test)
+    return tmp_path / "data"
+
+
 def _pickle(path: Path, obj: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as f:

@@ -32,6 +32,7 @@ from nasgal.errors import NasgalError
 
 from datafiles import (
     idx_bytes,
+    offline,
     write_cifar10,
     write_cifar100,
     write_idx,
@@ -47,8 +48,7 @@ def _no_fetch(source):
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch, tmp_path):
     """No downloads, no real system or user folders: every test sees only its tmp files."""
-    monkeypatch.setenv("NASGAL_NO_DOWNLOAD", "1")
-    monkeypatch.delenv("NASGAL_DATA_DIR", raising=False)
+    offline(monkeypatch)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.setattr(locate, "SYSTEM_ROOT", tmp_path / "system")
     monkeypatch.setattr(locate, "fetch", _no_fetch)

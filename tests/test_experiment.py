@@ -12,21 +12,17 @@ from nasgal.cli.main import main
 from nasgal.errors import SpecError
 from nasgal.experiment import Interrupted, load_experiment, parse_experiment, run_experiment
 
-from datafiles import write_mnist_like
+from datafiles import fashion_mnist_root, offline
 
 
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch):
-    monkeypatch.setenv("NASGAL_NO_DOWNLOAD", "1")
-    monkeypatch.delenv("NASGAL_DATA_DIR", raising=False)
+    offline(monkeypatch)
 
 
 @pytest.fixture
 def data_dir(tmp_path) -> Path:
-    d = tmp_path / "data" / "fashion_mnist"
-    d.mkdir(parents=True)
-    write_mnist_like(d, n_train=120, n_test=40)
-    return d.parent
+    return fashion_mnist_root(tmp_path, n_train=120, n_test=40)
 
 
 def tiny(data_dir: Path, out: Path, search: bool = False, **extra) -> dict:

@@ -18,7 +18,7 @@ from nasgal.prune import (
 from nasgal.prune.gal import LOG, PRUNED
 from nasgal.train.rundir import load_checkpoint, save_checkpoint
 
-from datafiles import write_mnist_like
+from datafiles import fashion_mnist_root, offline
 
 ROOT = Path(__file__).resolve().parents[1]
 GENO = ROOT / "genotypes" / "darts_v2.json"
@@ -26,8 +26,7 @@ GENO = ROOT / "genotypes" / "darts_v2.json"
 
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch):
-    monkeypatch.setenv("NASGAL_NO_DOWNLOAD", "1")
-    monkeypatch.delenv("NASGAL_DATA_DIR", raising=False)
+    offline(monkeypatch)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -41,10 +40,7 @@ def _one_thread():
 
 @pytest.fixture
 def data_dir(tmp_path) -> Path:
-    d = tmp_path / "data" / "fashion_mnist"
-    d.mkdir(parents=True)
-    write_mnist_like(d, n_train=120, n_test=20)
-    return d.parent
+    return fashion_mnist_root(tmp_path, n_train=120, n_test=20)
 
 
 def tiny_network(auxiliary: bool = False, cells: int = 3, channels: int = 4) -> nasgal.Network:

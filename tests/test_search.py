@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from datafiles import write_mnist_like
+from datafiles import fashion_mnist_root
 
 from nasgal.compiler import compile_network
 from nasgal.errors import NasgalError
@@ -407,8 +407,8 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
 def test_cli_search_prints_plain_progress_lines_when_not_a_terminal(tmp_path, capsys):
     from nasgal.cli.main import main
 
-    write_mnist_like(tmp_path / "data" / "fashion_mnist", n_train=64, n_test=8)
-    args = ["search", "--dataset", "fashion_mnist", "--data-dir", str(tmp_path / "data"), "--epochs", "1",
+    data = fashion_mnist_root(tmp_path, n_train=64, n_test=8)
+    args = ["search", "--dataset", "fashion_mnist", "--data-dir", str(data), "--epochs", "1",
             "--cells", "2", "--channels", "4", "--batch-size", "16", "--device", "cpu"]
     code = main([*args, "--out", str(tmp_path / "run")])
     cap = capsys.readouterr()

@@ -15,23 +15,19 @@ from nasgal.errors import NasgalError
 from nasgal.train import RECIPES, lr_at, resolve_config, train
 from nasgal.train.rundir import load_checkpoint
 
-from datafiles import write_mnist_like
+from datafiles import fashion_mnist_root, offline
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
-def _offline(monkeypatch, tmp_path):
-    monkeypatch.setenv("NASGAL_NO_DOWNLOAD", "1")
-    monkeypatch.delenv("NASGAL_DATA_DIR", raising=False)
+def _offline(monkeypatch):
+    offline(monkeypatch)
 
 
 @pytest.fixture
 def data_dir(tmp_path) -> Path:
-    d = tmp_path / "data" / "fashion_mnist"
-    d.mkdir(parents=True)
-    write_mnist_like(d, n_train=160, n_test=40)
-    return d.parent
+    return fashion_mnist_root(tmp_path, n_train=160, n_test=40)
 
 
 def tiny_network(auxiliary: bool = True, drop_path: float = 0.2):
