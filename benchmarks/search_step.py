@@ -14,6 +14,7 @@ Needs only python3 and torch (nasgal itself).
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -23,8 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]  # nasgal, _count
 
+from _count import count_step  # noqa: E402
 from nasgal.compiler.ops import FactorizedReduce, ReLUConvBN, build_op  # noqa: E402
 from nasgal.search import architect  # noqa: E402
 from nasgal.search.space import SearchSpace, default_space  # noqa: E402
@@ -110,10 +112,10 @@ def port_weights(fused: Supernet, plain: PlainSupernet) -> None:
             pc.pre0[1].weight.copy_(fc.pre0.weight)
         pc.pre1[1].weight.copy_(fc.pre1.weight)
         for b, batch in enumerate(fc.batches):
-            rows = getattr(fc, f"rows{b}")
+            rows = fc.rows[b]
             for s in range(batch.n_s):
                 for t in range(batch.n_t):
-                    mixed = pc.edges[int(rows[s, t])]
+                    mixed = pc.edges[rows[s][t]]
                     for col in range(len(space.ops)):
                         src = batch.edge_op_weights(s, t, col)
                         dst = list(mixed.ops[col].parameters())
@@ -238,6 +240,27 @@ def time_impl(name, model, arch, args, device, make_step) -> tuple[float, float]
     return med, peak
 
 
+def count_main(space, args, device) -> int:
+    """``--count``: one step of each implementation under the kernel counter (benchmarks/_count.py)."""
+    impls = []
+    if not args.reference_only:
+        impls.append(("nasgal", Supernet(space, args.in_channels, args.classes, partial=args.partial_channels,
+                                         recompute=args.recompute), Architecture(space, args.partial_channels), make_nasgal_step))
+    if args.reference or args.reference_only:
+        impls.append(("reference", PlainSupernet(space, args.in_channels, args.classes), Architecture(space, 1), make_reference_step))
+    for name, model, arch, make_step in impls:
+        model.to(device).train()
+        arch.to(device)
+        step = make_step(model, arch, args, device)
+        step()  # optimizer state exists from here on, as in every later step
+        c = count_step(step)
+        print(f"{name:10s} " + json.dumps(c.summary()), flush=True)
+        if args.top:
+            top = ", ".join(f"{op} {n}" for op, n in c.by_op.most_common(args.top))
+            print(f"{'':10s} most frequent ops: {top}", flush=True)
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cells", type=int, default=8)
@@ -257,8 +280,11 @@ def main(argv=None) -> int:
     p.add_argument("--recompute", action="store_true", help="recompute depthwise outputs in backward (less memory)")
     p.add_argument("--saved", action="store_true",
                    help="only print the GiB autograd keeps for backward in each step (no timing; any device)")
+    p.add_argument("--count", action="store_true",
+                   help="only count one step's kernels, bytes moved, FLOPs and host syncs (no timing; any device)")
     p.add_argument("--reference", action="store_true", help="also time the plain reference-style supernet")
     p.add_argument("--reference-only", action="store_true", help="time only the plain reference-style supernet")
+    p.add_argument("--top", type=int, default=0, help="with --count: also list the N most frequent ops")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -284,6 +310,8 @@ def main(argv=None) -> int:
             a, w = saved_gib(PlainSupernet(space, args.in_channels, args.classes), Architecture(space, 1), args, device, True)
             print(f"reference  saved for backward: alpha step {a:.2f} GiB, weight step {w:.2f} GiB", flush=True)
         return 0
+    if args.count:
+        return count_main(space, args, device)
     if not args.reference_only:
         model = Supernet(space, args.in_channels, args.classes, partial=args.partial_channels, recompute=args.recompute)
         arch = Architecture(space, args.partial_channels)

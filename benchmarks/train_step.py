@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]  # nasgal, _args
 
+from _count import count_step  # noqa: E402
 from _args import add_device_args, add_network_args, add_timing_args, network  # noqa: E402
 
 import nasgal  # noqa: E402
@@ -77,6 +78,8 @@ def main() -> None:
     add_timing_args(p, warmup=5, steps=20)
     p.add_argument("--reference", action="store_true", help="also time the plain eager reference loop")
     p.add_argument("--only-reference", action="store_true")
+    p.add_argument("--count", action="store_true",
+                   help="only count one step's kernels, bytes moved, FLOPs and host syncs (no timing; any device)")
     args = p.parse_args()
 
     device = torch.device(args.device)
@@ -92,12 +95,15 @@ def main() -> None:
     results = {}
     if args.reference or args.only_reference:
         model = compile_network(net).to(device).train()
-        times = time_steps(reference_step(model, device, args.grad_clip), batches, device,
-                           args.warmup, args.steps, args.repeats)
-        ms = statistics.median(times)
-        results["reference"] = args.batch / ms
-        print(json.dumps({**base, "loop": "reference-eager-fp32", "ms_per_step": ms * 1e3,
-                          "images_per_s": args.batch / ms}), flush=True)
+        step = reference_step(model, device, args.grad_clip)
+        if args.count:
+            step(*batches[0])
+            print(json.dumps({**base, "loop": "reference-eager-fp32", **count_step(lambda: step(*batches[1])).summary()}))
+        else:
+            ms = statistics.median(time_steps(step, batches, device, args.warmup, args.steps, args.repeats))
+            results["reference"] = args.batch / ms
+            print(json.dumps({**base, "loop": "reference-eager-fp32", "ms_per_step": ms * 1e3,
+                              "images_per_s": args.batch / ms}), flush=True)
     if not args.only_reference:
         model = compile_network(net).to(device).train()
         if args.channels_last:
@@ -110,6 +116,10 @@ def main() -> None:
         step(*batches[0])
         sync(device)
         setup_s = time.perf_counter() - t_setup
+        if args.count:
+            print(json.dumps({**base, "loop": "nasgal", "precision": args.precision, "channels_last": args.channels_last,
+                              **count_step(lambda: step(*batches[1])).summary()}))
+            return
         times = time_steps(step, batches, device, args.warmup, args.steps, args.repeats)
         ms = statistics.median(times)
         row = {**base, "loop": "nasgal", "capture": args.capture, "precision": args.precision,

@@ -25,21 +25,20 @@ class _NormaliseKeepOutput(torch.autograd.Function):
     the formula above in one kernel."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, running_mean, running_var, momentum: float, eps: float):
+    def forward(ctx, x: torch.Tensor, running_mean, running_var, momentum: float, eps: float, zeros, ones):
         y, _, invstd = torch.ops.aten.native_batch_norm(x, None, None, running_mean, running_var, True, momentum, eps)
         ctx.eps = eps
-        ctx.save_for_backward(y, invstd)
+        ctx.save_for_backward(y, invstd, zeros.to(invstd.dtype), ones.to(invstd.dtype))
         return y
 
     @staticmethod
     @once_differentiable  # double backward raises; use keep_output=False (torch's BN) for it
     def backward(ctx, dy: torch.Tensor):
-        y, invstd = ctx.saved_tensors
+        y, invstd, zeros, ones = ctx.saved_tensors
         dx, _, _ = torch.ops.aten.native_batch_norm_backward(
-            dy.contiguous(memory_format=_format_of(y)), y, invstd, None, None,
-            torch.zeros_like(invstd), torch.ones_like(invstd), True, ctx.eps, [True, False, False],
+            dy.contiguous(memory_format=_format_of(y)), y, invstd, None, None, zeros, ones, True, ctx.eps, [True, False, False],
         )
-        return dx, None, None, None, None
+        return dx, None, None, None, None, None, None
 
 
 def _format_of(t: torch.Tensor) -> torch.memory_format:
@@ -56,6 +55,12 @@ class KeepOutputBatchNorm2d(nn.BatchNorm2d):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1):
         super().__init__(num_features, eps=eps, momentum=momentum, affine=False)
         self.keep_output = True
+        # Set by an owner that advances every BN's num_batches_tracked in one kernel per forward
+        # (Supernet does); only with a fixed momentum, which never reads the counter.
+        self.counted_outside = False
+        # The constant mean 0 and 1/σ 1 of the backward, made once instead of two kernels per step.
+        self.register_buffer("_zeros", torch.zeros(num_features), persistent=False)
+        self.register_buffer("_ones", torch.ones(num_features), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.keep_output:
@@ -63,8 +68,10 @@ class KeepOutputBatchNorm2d(nn.BatchNorm2d):
         if not self.training:
             return F.batch_norm(x, self.running_mean, self.running_var, None, None, False, 0.0, self.eps)
         momentum = self.momentum
-        if self.track_running_stats:
+        if self.track_running_stats and not (self.counted_outside and momentum is not None):
             self.num_batches_tracked.add_(1)
             if momentum is None:  # a cumulative average, as nn.BatchNorm2d keeps it
                 momentum = 1.0 / float(self.num_batches_tracked)
-        return _NormaliseKeepOutput.apply(x, self.running_mean, self.running_var, momentum or 0.0, self.eps)
+        return _NormaliseKeepOutput.apply(
+            x, self.running_mean, self.running_var, momentum or 0.0, self.eps, self._zeros, self._ones
+        )

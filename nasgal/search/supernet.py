@@ -142,6 +142,37 @@ class SourceBatch(nn.Module):
         self.generic_ops = nn.ModuleList(
             nn.ModuleList(build_op(ops[col], c, stride, affine=False) for _ in range(n_e)) for col in self.generic
         )
+        # The α-weighted sums, in the order forward() makes them: ("edge", cols) sums op outputs
+        # laid out [G, n_s, n_t] per edge; ("source", cols) sums one output per source, shared
+        # by all of the source's edges (pools, identity).
+        self.mix: list[tuple[str, list[int]]] = [("edge", [col]) for col, _, _ in self.stage1[: self.n_sep]]
+        if len(self.stage1) > self.n_sep:
+            self.mix.append(("edge", [col for col, _, _ in self.stage1[self.n_sep :]]))
+        self.mix += [("source", [col]) for col, _ in self.pools]
+        if self.skip_col is not None:
+            self.mix.append(("source", [self.skip_col]))
+        if self.fr_col is not None:
+            self.mix.append(("edge", [self.fr_col]))
+        self.mix += [("edge", [col]) for col in self.generic]
+
+    def mix_index(self, rows: list[list[int]], n_ops: int, zero: int) -> list[torch.Tensor]:
+        """Per weighted sum, where its ``[n_t, K]`` weight matrix comes from in a flat α vector
+        (α of edge ``e``, op ``o`` at ``e * n_ops + o``; ``zero`` holds 0). ``rows[s][t]``: the
+        α row of edge (s, t). An "edge" sum's matrix is block sparse: target t takes only the
+        outputs of its own edges."""
+        n_s, n_t = self.n_s, self.n_t
+        out = []
+        for kind, cols in self.mix:
+            if kind == "source":
+                out.append(torch.tensor([[rows[s][t] * n_ops + cols[0] for s in range(n_s)] for t in range(n_t)]))
+                continue
+            m = torch.full((n_t, len(cols), n_s, n_t), zero, dtype=torch.long)
+            for g, col in enumerate(cols):
+                for s in range(n_s):
+                    for t in range(n_t):
+                        m[t, g, s, t] = rows[s][t] * n_ops + col
+            out.append(m.view(n_t, -1))
+        return out
 
     # The weights enter the two stages as arguments, not as attributes read inside: a recomputation
     # in backward must use the tensors of the forward (torch.func.functional_call swaps them
@@ -170,23 +201,18 @@ class SourceBatch(nn.Module):
     def needs_relu(self) -> bool:
         return bool(self.stage1) or self.fr_col is not None
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mats: list[torch.Tensor]) -> torch.Tensor:
+        """``mats``: the weight matrices of :attr:`mix`, in order (see :meth:`mix_index`)."""
         B, _, H, W = x.shape
         n_s, n_t, c = self.n_s, self.n_t, self.c
         n_e = n_s * n_t
-        eye = torch.eye(n_t, dtype=w.dtype, device=w.device)
-
-        def per_edge(cols: list[int]) -> torch.Tensor:
-            # [n_t, len(cols)*n_s*n_t]: target t' takes w[s, t, col] from edge (s, t) iff t' == t.
-            wg = w[:, :, cols].permute(2, 0, 1)  # [G, n_s, n_t]
-            return (eye[:, None, None, :] * wg[None]).reshape(n_t, -1)
-
+        mats = iter(mats)
         out = None
 
-        def add(weights: torch.Tensor, y: torch.Tensor) -> None:
-            # weights [n_t, K] @ y [B, K, ...] -> [B, n_t, c*H'*W']
+        def add(y: torch.Tensor) -> None:
+            # the next weight matrix [n_t, K] @ y [B, K, ...] -> [B, n_t, c*H'*W']
             nonlocal out
-            wt = weights.to(y.dtype)
+            wt = next(mats).to(y.dtype)
             z = torch.bmm(wt.expand(B, *wt.shape), y.reshape(B, wt.shape[1], -1))
             out = z if out is None else out + z
 
@@ -196,30 +222,33 @@ class SourceBatch(nn.Module):
             y1 = self.bn1(self._recomputed(self._stage1, r, self.pw1.weight, *(m.weight for m in self.dw1)))  # [B, G*n_e*c, H', W']
             Ho, Wo = y1.shape[-2:]
             y1 = y1.view(B, len(self.stage1), n_e * c, Ho, Wo)
+            # One split, not an index per op: its backward is one concatenation, where indexing
+            # would write a zero-filled copy of y1's gradient per op and then add them up.
+            n_dil = len(self.stage1) - self.n_sep
+            parts = torch.split(y1, [1] * self.n_sep + ([n_dil] if n_dil else []), dim=1)
             for i in range(self.n_sep):
-                y2 = self._recomputed(self._stage2, F.relu(y1[:, i]), self.dw2[i].weight, self.pw2[i].weight, i)
+                y2 = self._recomputed(self._stage2, F.relu(parts[i].squeeze(1)), self.dw2[i].weight, self.pw2[i].weight, i)
                 y2 = self.bn2[i](y2)  # [B, n_e*c, H', W']
-                add(per_edge([self.stage1[i][0]]), y2)
-            if len(self.stage1) > self.n_sep:
-                add(per_edge([col for col, _, _ in self.stage1[self.n_sep :]]), y1[:, self.n_sep :])
-        for (col, kind), bn in zip(self.pools, self.pool_bn):
+                add(y2)
+            if n_dil:
+                add(parts[-1])
+        for (_, kind), bn in zip(self.pools, self.pool_bn):
             if kind == "max":
                 p = F.max_pool2d(x, 3, self.stride, 1)
             else:
                 p = F.avg_pool2d(x, 3, self.stride, 1, count_include_pad=False)
-            add(w[:, :, col].t(), bn(p))  # shared by all targets of a source
+            add(bn(p))  # shared by all targets of a source
         if self.skip_col is not None:
-            add(w[:, :, self.skip_col].t(), x)
+            add(x)
         if self.fr_col is not None:
             shifted = F.pad(r[:, :, 1:, 1:], (0, 1, 0, 1))
             a = grouped_pointwise(r, self.fr1.weight, n_s, 2).unflatten(1, (n_s, n_t, 1, c // 2))
             b = grouped_pointwise(shifted, self.fr2.weight, n_s, 2).unflatten(1, (n_s, n_t, 1, c // 2))
-            add(per_edge([self.fr_col]), self.fr_bn(torch.cat([a, b], dim=3).flatten(1, 4)))
+            add(self.fr_bn(torch.cat([a, b], dim=3).flatten(1, 4)))
         if self.generic:
             xs = x.unflatten(1, (n_s, c))
-            for col, mods in zip(self.generic, self.generic_ops):
-                y = torch.stack([mods[s * n_t + t](xs[:, s]) for s in range(n_s) for t in range(n_t)], dim=1)
-                add(per_edge([col]), y)
+            for mods in self.generic_ops:
+                add(torch.stack([mods[s * n_t + t](xs[:, s]) for s in range(n_s) for t in range(n_t)], dim=1))
         if out is None:  # only 'none' ops: zeros at the output resolution
             Ho, Wo = -(-H // self.stride), -(-W // self.stride)
             return x.new_zeros(B, n_t, c, Ho, Wo)
@@ -273,10 +302,24 @@ class SearchCell(nn.Module):
         self.batches = nn.ModuleList(
             [SourceBatch(space.ops, c_op, 2, n, stride)] + [SourceBatch(space.ops, c_op, 1, n - 1 - i, 1) for i in range(n - 1)]
         )
-        rows = [torch.tensor([[space.edge_row(s, t) for t in range(n)] for s in range(2)])]
-        rows += [torch.tensor([[space.edge_row(2 + i, t) for t in range(i + 1, n)]]) for i in range(n - 1)]
-        for b, r in enumerate(rows):
-            self.register_buffer(f"rows{b}", r, persistent=False)
+        self.rows = [[[space.edge_row(s, t) for t in range(n)] for s in range(2)]]  # per batch: [n_s][n_t] α rows
+        self.rows += [[[space.edge_row(2 + i, t) for t in range(i + 1, n)]] for i in range(n - 1)]
+        # Every weight matrix of every batch (and, with partial channels, every batch's bypass
+        # weights), gathered in one go from the flat vector [α·(β) (E·ops) | β-softmax (E, partial
+        # only) | 0]; see Supernet.mixing_weights.
+        e, n_ops = space.num_edges, len(space.ops)
+        zero = e * n_ops + (e if partial > 1 else 0)
+        parts: list[torch.Tensor] = []
+        self.mix_sizes: list[int] = []
+        self.mix_shapes: list[tuple[int, int]] = []
+        for batch, rows in zip(self.batches, self.rows):
+            mats = batch.mix_index(rows, n_ops, zero)
+            if partial > 1:  # the bypass of batch b: [n_t, n_s], β-softmax of edge (s, t)
+                mats.append(torch.tensor([[e * n_ops + rows[s][t] for s in range(batch.n_s)] for t in range(batch.n_t)]))
+            self.mix_sizes.append(len(mats))
+            self.mix_shapes += [tuple(m.shape) for m in mats]
+            parts += [m.flatten() for m in mats]
+        self.register_buffer("mix_index", torch.cat(parts), persistent=False)
 
     def preprocess(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         """``[B, 2c, H, W]``: the two preprocessed inputs side by side."""
@@ -288,36 +331,37 @@ class SearchCell(nn.Module):
             parts = [self.pre0(F.relu(s0))]
         return self.pre_bn(torch.cat(parts + [self.pre1(F.relu(s1))], dim=1))
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, edge_norm: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, mixing: torch.Tensor) -> torch.Tensor:
+        """``mixing``: the flat vector gathered with :attr:`mix_index` (Supernet.mixing_weights)."""
         x = self.preprocess(s0, s1)
         c, k, c_op = self.c, self.partial, self.c_op
+        flat = torch.split(mixing, [a * b for a, b in self.mix_shapes])
+        mats = [m.view(shape) for m, shape in zip(flat, self.mix_shapes)]
         acc: list[torch.Tensor | None] = [None] * self.nodes
         nodes: list[torch.Tensor] = []
         src = x
-        for b, batch in enumerate(self.batches):
-            rows = getattr(self, f"rows{b}")  # [n_s, n_t] alpha rows
-            w = weights[rows]  # [n_s, n_t, ops]
+        start = 0
+        for batch, n_mats in zip(self.batches, self.mix_sizes):
+            w = mats[start : start + n_mats]
+            start += n_mats
             B, _, H, W = src.shape
             if k > 1:
-                en = edge_norm[rows]  # [n_s, n_t]
-                w = w * en[..., None]
-                xs = src.unflatten(1, (batch.n_s, c))
-                x_op = xs[:, :, :c_op].flatten(1, 2)
-                bypass = xs[:, :, c_op:]  # [B, n_s, c - c_op, H, W]
+                x_op, bypass = torch.split(src.unflatten(1, (batch.n_s, c)), [c_op, c - c_op], dim=2)
+                x_op = x_op.flatten(1, 2)  # bypass: [B, n_s, c - c_op, H, W]
                 if batch.stride == 2:
                     bypass = F.max_pool2d(bypass.flatten(1, 2), 2, 2, ceil_mode=True).unflatten(1, (batch.n_s, c - c_op))
-                mixed = batch(x_op, w)  # [B, n_t, c_op, H', W']
+                mixed = batch(x_op, w[:-1])  # [B, n_t, c_op, H', W']
                 Ho, Wo = mixed.shape[-2:]
-                en_t = en.t().to(bypass.dtype)  # [n_t, n_s]
+                en_t = w[-1].to(bypass.dtype)  # [n_t, n_s]
                 by = torch.bmm(en_t.expand(B, *en_t.shape), bypass.reshape(B, batch.n_s, -1))
                 by = by.view(B, batch.n_t, c - c_op, Ho, Wo)
                 contrib = torch.cat([mixed, by], dim=2)
             else:
                 contrib = batch(src, w)  # [B, n_t, c, H', W']
             first = self.nodes - batch.n_t
-            for t in range(batch.n_t):
+            for t, part in enumerate(contrib.unbind(1)):  # unbind: one gradient write, not one per target
                 a = acc[first + t]
-                acc[first + t] = contrib[:, t] if a is None else a + contrib[:, t]
+                acc[first + t] = part if a is None else a + part
             node = acc[first]
             if k > 1:  # channel shuffle of PC-DARTS, once per node
                 node = node.unflatten(1, (k, c // k)).transpose(1, 2).flatten(1, 2)
@@ -361,9 +405,17 @@ class Supernet(nn.Module):
             reduction_prev = reduction
             c_pp, c_p = c_p, space.nodes * c_cur
         self.classifier = nn.Linear(c_p, classes)
+        # Cells of one type share α and the same mixing layout: the weights are gathered once per type.
+        self._first_of_type: dict[str, int] = {}
+        for i, cell in enumerate(self.cells):
+            key = "reduce" if cell.reduction else "normal"
+            first = self._first_of_type.setdefault(key, i)
+            assert torch.equal(cell.mix_index, self.cells[first].mix_index), "cells of one type mix alike"
         self.set_recompute(recompute)
-        seg = torch.tensor([j for j in range(space.nodes) for _ in range(2 + j)])
-        self.register_buffer("_node_of_edge", seg, persistent=False)
+        # The search BNs' batch counters advance together, one kernel per forward, not one each.
+        self._counted_bns = [m for m in self.modules() if isinstance(m, KeepOutputBatchNorm2d) and m.momentum is not None]
+        for m in self._counted_bns:
+            m.counted_outside = True
 
     def set_recompute(self, on: bool) -> None:
         """Recompute the depthwise convs' outputs in backward instead of keeping them: the
@@ -381,19 +433,33 @@ class Supernet(nn.Module):
             start += 2 + j
         return torch.cat(out)
 
-    def forward(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
-        w_n = torch.softmax(arch["normal"], dim=-1)
-        w_r = torch.softmax(arch["reduce"], dim=-1)
-        e_n = e_r = None
+    def mixing_weights(self, alpha: torch.Tensor, beta: torch.Tensor | None, cell: SearchCell) -> torch.Tensor:
+        """Every weight matrix that ``cell`` (and every cell of its type) mixes with, as one
+        flat vector: softmax(α) (times the edge normalisation of β with partial channels)
+        gathered by the cell's :attr:`SearchCell.mix_index`. One gather per cell type and
+        forward, instead of a few small kernels per weighted sum."""
+        w = torch.softmax(alpha, dim=-1)
+        parts = [w.flatten()]
         if self.partial > 1:
-            e_n = self.edge_normalisation(arch["beta_normal"])
-            e_r = self.edge_normalisation(arch["beta_reduce"])
+            en = self.edge_normalisation(beta)
+            parts = [(w * en[:, None]).flatten(), en]
+        flat = torch.cat(parts + [w.new_zeros(1)])
+        mixing = flat[cell.mix_index]
+        if torch.is_autocast_enabled(mixing.device.type):  # cast once, not at every matmul
+            mixing = mixing.to(torch.get_autocast_dtype(mixing.device.type))
+        return mixing
+
+    def forward(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
+        if self.training:
+            counters = [m.num_batches_tracked for m in self._counted_bns if m.keep_output and m.track_running_stats]
+            if counters:
+                torch._foreach_add_(counters, 1)
+        mixing = {}
+        for key, cell in self._first_of_type.items():
+            mixing[key] = self.mixing_weights(arch[key], arch.get(f"beta_{key}"), self.cells[cell])
         s0 = s1 = self.stem(x)
         for cell in self.cells:
-            if cell.reduction:
-                s0, s1 = s1, cell(s0, s1, w_r, e_r)
-            else:
-                s0, s1 = s1, cell(s0, s1, w_n, e_n)
+            s0, s1 = s1, cell(s0, s1, mixing["reduce" if cell.reduction else "normal"])
         return self.classifier(s1.mean(dim=(2, 3)))
 
     def num_weights(self) -> int:
