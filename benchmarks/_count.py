@@ -1,10 +1,12 @@
-"""Count what one step asks of a device: kernels, bytes moved, FLOPs and host syncs.
+"""Count what one step asks of a device: kernels, bytes moved, FLOPs, host syncs and host tensors.
 
 The search supernet and the training network are many small kernels, so a step's time on a
 GPU follows how many kernels it launches and how many bytes they move more than its FLOPs.
 Those counts are the same on every device: a dispatch mode sees each ATen op the step runs
 (after autograd, before the backend), so a CPU run counts what a GPU would launch, without
-timing noise. One ATen op stands for one kernel (a few launch two); views, allocations and
+timing noise. Host syncs (a value read back) and host tensors (made from Python data inside
+the step, copied to the device) are what stop a CUDA graph from capturing the step; the
+counter reports both. One ATen op stands for one kernel (a few launch two); views, allocations and
 detaches launch none and are not counted. Bytes are each op's tensor inputs plus outputs.
 """
 
@@ -25,6 +27,9 @@ _FREE = {
     _aten.new_empty_strided.default, _aten.detach.default, _aten.alias.default, _aten.lift_fresh.default,
     _aten._unsafe_view.default, _aten.set_.source_Storage_storage_offset,
 }
+# A tensor made from Python data inside the step (``torch.tensor(...)``, indexing with a list):
+# on a GPU a copy from pageable host memory, which a CUDA graph cannot capture.
+_LITERAL = {_aten.lift_fresh.default}
 # Ops that read a device value on the host: a sync that a CUDA graph cannot hold.
 _SYNC = {_aten._local_scalar_dense.default, _aten.is_nonzero.default, _aten.item.default, _aten.nonzero.default}
 
@@ -57,6 +62,7 @@ class StepCount:
     bytes: int = 0
     flops: int = 0
     syncs: int = 0
+    host_tensors: int = 0
     by_op: Counter = field(default_factory=Counter)
 
     def summary(self) -> dict:
@@ -65,6 +71,7 @@ class StepCount:
             "gib_moved": round(self.bytes / 2**30, 2),
             "gflop": round(self.flops / 1e9, 1),
             "host_syncs": self.syncs,
+            "host_tensors": self.host_tensors,
         }
 
 
@@ -79,6 +86,10 @@ class _Counter(TorchDispatchMode):
         c = self.count
         if func in _SYNC:
             c.syncs += 1
+            c.by_op[str(func.overloadpacket)] += 1
+            return out
+        if func in _LITERAL:
+            c.host_tensors += 1
             c.by_op[str(func.overloadpacket)] += 1
             return out
         if func in _FREE or func.is_view:

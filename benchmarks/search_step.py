@@ -32,7 +32,7 @@ from nasgal.search import architect  # noqa: E402
 from nasgal.search.space import SearchSpace, default_space  # noqa: E402
 from nasgal.search.step import SearchStep, make_optimizers  # noqa: E402
 from nasgal.search.supernet import Architecture, Supernet  # noqa: E402
-from nasgal.train.step import CAPTURE_MODES  # noqa: E402
+from nasgal.train.step import CAPTURE_MODES, GRAPH_MODES  # noqa: E402
 
 
 # The plain reference-style supernet ---------------------------------------------------
@@ -178,7 +178,12 @@ def make_nasgal_step(model, arch, args, device):
     step = SearchStep(model, arch, w_opt, a_opt, order=args.order, grad_clip=5.0, bf16=args.bf16,
                       capture=args.capture, device=device)
     batch = _inputs(args, device)
-    return lambda: step(*batch)
+
+    def run():
+        step(*batch)
+
+    run.captured = lambda: step.captured
+    return run
 
 
 def saved_gib(model, arch, args, device, reference: bool = False) -> tuple[float, float]:
@@ -222,7 +227,10 @@ def time_impl(name, model, arch, args, device, make_step) -> tuple[float, float]
     t0 = time.perf_counter()
     step()  # the first step (compiles or captures, if asked)
     sync(device)
-    print(f"{name:10s} first step {time.perf_counter() - t0:.1f} s", flush=True)
+    graph = ""
+    if hasattr(step, "captured") and args.capture in GRAPH_MODES:
+        graph = "; CUDA graph captured" if step.captured() else "; CUDA graph NOT captured, eager"
+    print(f"{name:10s} first step {time.perf_counter() - t0:.1f} s{graph}", flush=True)
     for _ in range(args.warmup):
         step()
     sync(device)

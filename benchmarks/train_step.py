@@ -103,7 +103,7 @@ def main() -> None:
             ms = statistics.median(time_steps(step, batches, device, args.warmup, args.steps, args.repeats))
             results["reference"] = args.batch / ms
             print(json.dumps({**base, "loop": "reference-eager-fp32", "ms_per_step": ms * 1e3,
-                              "images_per_s": args.batch / ms}), flush=True)
+                              "images_per_s": args.batch / ms, "graph_captured": step.captured}), flush=True)
     if not args.only_reference:
         model = compile_network(net).to(device).train()
         if args.channels_last:
@@ -124,7 +124,7 @@ def main() -> None:
         ms = statistics.median(times)
         row = {**base, "loop": "nasgal", "capture": args.capture, "precision": args.precision,
                "channels_last": args.channels_last, "first_step_s": setup_s, "ms_per_step": ms * 1e3,
-               "images_per_s": args.batch / ms}
+               "images_per_s": args.batch / ms, "graph_captured": step.captured}
         if "reference" in results:
             row["speedup_vs_reference"] = row["images_per_s"] / results["reference"]
         if device.type == "cuda":

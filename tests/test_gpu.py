@@ -40,6 +40,8 @@ def _search(capture: str, order: str, partial: int, steps: int, prime: int = 0):
     for b in batches[prime:]:
         step(*b)
     torch.cuda.synchronize()
+    # A step that fell back to eager would also equal the eager run: check the graph exists.
+    assert step.captured == (capture == "cuda-graph")
     return model, arch, step.read_stats()
 
 
@@ -80,6 +82,7 @@ def test_captured_train_step_keeps_resumed_momentum():
         for x, y in data[2:]:
             step(x, y)
         torch.cuda.synchronize()
+        assert step.captured == (capture == "cuda-graph")
         results.append([p.detach().clone() for p in model.parameters()])
     for p, q in zip(*results):
         torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5)

@@ -113,6 +113,11 @@ class CapturedStep:
     def graphed(self) -> bool:
         return self.capture in GRAPH_MODES
 
+    @property
+    def captured(self) -> bool:
+        """Whether calls replay a recorded CUDA graph (not before the first call, nor after a fallback)."""
+        return self._graph is not None
+
     def _without_graph(self, reason: str) -> None:
         """Fall back from a graph mode to eager (or compiled) execution, with a warning."""
         self.capture = "compile" if self.capture.startswith("compile") else "none"
