@@ -20,11 +20,10 @@ run 120 gpu_tests.txt -m pytest -q -p no:cacheprovider tests/test_gpu.py
 S="$B/search_step.py --device cuda --steps 10 --warmup 3"
 run 90 search.txt $S --reference --capture cuda-graph
 run 40 search.txt $S --capture cuda-graph --bf16
-run 40 search.txt $S --capture none
+run 60 search.txt $S --capture none --profile 2   # device busy time per step: what a graph cannot remove
 run 40 search.txt $S --capture cuda-graph --recompute
 run 40 search.txt $S --capture cuda-graph --partial-channels 4
 run 60 search.txt $S --capture cuda-graph --order second --steps 5
-run 40 search.txt $S --saved --reference
 # 3. Training and GAL steps (measured before; rerun for ratios on the same card).
 run 40 train.jsonl $B/train_step.py --device cuda --reference --capture cuda-graph --steps 50 --repeats 3
 run 25 train.jsonl $B/train_step.py --device cuda --capture cuda-graph --precision bf16 --steps 50 --repeats 3

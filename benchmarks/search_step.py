@@ -218,6 +218,23 @@ def saved_gib(model, arch, args, device, reference: bool = False) -> tuple[float
     return count(alpha), count(weight_forward)
 
 
+def profile_steps(name, step, args, device) -> None:
+    """``--profile N``: N more steps under torch.profiler; the kernels that take the device's
+    time, and the device's busy time per step (what a CUDA graph cannot remove)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=acts) as prof:
+        for _ in range(args.profile):
+            step()
+        sync(device)
+    events = prof.key_averages()
+    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    busy = sum(getattr(e, key) for e in events) / 1000 / args.profile
+    print(f"{name:10s} profile: {'device' if device.type == 'cuda' else 'cpu'} busy {busy:.1f} ms/step", flush=True)
+    print(events.table(sort_by=key, row_limit=25), flush=True)
+
+
 def time_impl(name, model, arch, args, device, make_step) -> tuple[float, float]:
     model.to(device).train()
     arch.to(device)
@@ -242,6 +259,8 @@ def time_impl(name, model, arch, args, device, make_step) -> tuple[float, float]
         step()
         sync(device)
         times.append(time.perf_counter() - t0)
+    if args.profile:
+        profile_steps(name, step, args, device)
     med = statistics.median(times) * 1000
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
     print(f"{name:10s} median {med:9.1f} ms/step  (min {min(times) * 1000:.1f}, {args.steps} steps)  peak {peak:.2f} GiB", flush=True)
@@ -292,6 +311,8 @@ def main(argv=None) -> int:
                    help="only count one step's kernels, bytes moved, FLOPs and host syncs (no timing; any device)")
     p.add_argument("--reference", action="store_true", help="also time the plain reference-style supernet")
     p.add_argument("--reference-only", action="store_true", help="time only the plain reference-style supernet")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="after timing, profile N more steps: busy time per step and the costliest kernels")
     p.add_argument("--top", type=int, default=0, help="with --count: also list the N most frequent ops")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
