@@ -51,30 +51,52 @@ class PlainMixedOp(nn.Module):
 
 
 class PlainCell(nn.Module):
-    def __init__(self, space: SearchSpace, c_pp, c_p, c, reduction, reduction_prev):
+    """``partial`` K > 1: PC-DARTS as its paper writes it, per edge: the ops see the first C/K
+    channels, the rest bypass (max-pooled on strided edges), the two are concatenated and
+    channel-shuffled, and a node sums its edges weighted by the edge normalisation."""
+
+    def __init__(self, space: SearchSpace, c_pp, c_p, c, reduction, reduction_prev, partial: int = 1):
         super().__init__()
-        self.reduction = reduction
+        self.reduction, self.partial = reduction, partial
         self.pre0 = FactorizedReduce(c_pp, c, affine=False) if reduction_prev else ReLUConvBN(c_pp, c, affine=False)
         self.pre1 = ReLUConvBN(c_p, c, affine=False)
         self.nodes = space.nodes
         self.edges = nn.ModuleList()
+        self.strides = []
         for j in range(space.nodes):
             for s in range(2 + j):
-                self.edges.append(PlainMixedOp(space.ops, c, 2 if reduction and s < 2 else 1))
+                self.strides.append(2 if reduction and s < 2 else 1)
+                self.edges.append(PlainMixedOp(space.ops, c // partial, self.strides[-1]))
 
-    def forward(self, s0, s1, weights):
+    def edge(self, e, h, w):
+        k = self.partial
+        if k == 1:
+            return self.edges[e](h, w)
+        c = h.shape[1]
+        mixed = self.edges[e](h[:, : c // k], w)
+        rest = h[:, c // k :]
+        if self.strides[e] == 2:
+            rest = F.max_pool2d(rest, 2, 2, ceil_mode=True)
+        out = torch.cat([mixed, rest], dim=1)
+        B, _, H, W = out.shape
+        return out.view(B, k, c // k, H, W).transpose(1, 2).reshape(B, c, H, W)  # channel shuffle
+
+    def forward(self, s0, s1, weights, edge_weights=None):
         states = [self.pre0(s0), self.pre1(s1)]
         offset = 0
         for _ in range(self.nodes):
-            s = sum(self.edges[offset + i](h, weights[offset + i]) for i, h in enumerate(states))
+            terms = [self.edge(offset + i, h, weights[offset + i]) for i, h in enumerate(states)]
+            if edge_weights is not None:
+                terms = [edge_weights[offset + i] * t for i, t in enumerate(terms)]
             offset += len(states)
-            states.append(s)
+            states.append(sum(terms))
         return torch.cat(states[2:], dim=1)
 
 
 class PlainSupernet(nn.Module):
-    def __init__(self, space: SearchSpace, in_channels: int, classes: int):
+    def __init__(self, space: SearchSpace, in_channels: int, classes: int, partial: int = 1):
         super().__init__()
+        self.space, self.partial = space, partial
         c = space.channels
         cs = space.stem_multiplier * c
         self.stem = nn.Sequential(nn.Conv2d(in_channels, cs, 3, padding=1, bias=False), nn.BatchNorm2d(cs))
@@ -84,17 +106,27 @@ class PlainSupernet(nn.Module):
         for i in range(space.cells):
             if i in red:
                 c_cur *= 2
-            self.cells.append(PlainCell(space, c_pp, c_p, c_cur, i in red, rp))
+            self.cells.append(PlainCell(space, c_pp, c_p, c_cur, i in red, rp, partial))
             rp = i in red
             c_pp, c_p = c_p, space.nodes * c_cur
         self.classifier = nn.Linear(c_p, classes)
 
+    def _edge_weights(self, beta):
+        out, start = [], 0
+        for j in range(self.space.nodes):
+            out.append(F.softmax(beta[start : start + 2 + j], dim=0))
+            start += 2 + j
+        return torch.cat(out)
+
     def forward(self, x, arch):
-        w_n = F.softmax(arch["normal"], dim=-1)
-        w_r = F.softmax(arch["reduce"], dim=-1)
+        w = {key: F.softmax(arch[key], dim=-1) for key in ("normal", "reduce")}
+        e = {key: None for key in w}
+        if self.partial > 1:
+            e = {key: self._edge_weights(arch[f"beta_{key}"]) for key in w}
         s0 = s1 = self.stem(x)
         for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1, w_r if cell.reduction else w_n)
+            key = "reduce" if cell.reduction else "normal"
+            s0, s1 = s1, cell(s0, s1, w[key], e[key])
         return self.classifier(s1.mean(dim=(2, 3)))
 
 

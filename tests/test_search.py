@@ -61,24 +61,27 @@ def test_supernet_weight_count_matches_reference():
 
 
 @pytest.mark.parametrize(
-    "update, size",
+    "update, size, partial",
     [
-        ({"cells": 3, "channels": 4}, 8),
-        ({"cells": 4, "channels": 4, "reductions": [1, 2]}, 9),  # odd sizes, back-to-back reductions
-        ({"cells": 3, "channels": 4, "nodes": 3, "ops": ["none", "max_pool_3x3", "skip_connect", "sep_conv_7x7", "conv_7x1_1x7", "dil_conv_3x3"]}, 8),
+        ({"cells": 3, "channels": 4}, 8, 1),
+        ({"cells": 4, "channels": 4, "reductions": [1, 2]}, 9, 1),  # odd sizes, back-to-back reductions
+        ({"cells": 3, "channels": 4, "nodes": 3, "ops": ["none", "max_pool_3x3", "skip_connect", "sep_conv_7x7", "conv_7x1_1x7", "dil_conv_3x3"]}, 8, 1),
+        ({"cells": 3, "channels": 8}, 9, 2),  # PC-DARTS, odd size: the strided bypass pools with ceil
+        ({"cells": 3, "channels": 8, "nodes": 3}, 8, 4),
     ],
 )
-def test_batched_supernet_equals_a_plain_darts_supernet(update, size):
-    """Oracle: the reference-style supernet (one module per op and edge, sum(w * op(x)))
-    with the same weights computes the same logits and α gradients."""
+def test_batched_supernet_equals_a_plain_darts_supernet(update, size, partial):
+    """Oracle: the reference-style supernet (one module per op and edge, sum(w * op(x)); with
+    partial channels, PC-DARTS per edge) with the same weights computes the same logits and
+    α (and β) gradients."""
     bench = _bench()
     torch.manual_seed(0)
     space = default_space().resized(**update)
-    fused = Supernet(space, 3, 5).double()
-    plain = bench.PlainSupernet(space, 3, 5).double()
+    fused = Supernet(space, 3, 5, partial=partial).double()
+    plain = bench.PlainSupernet(space, 3, 5, partial=partial).double()
     assert fused.num_weights() == sum(p.numel() for p in plain.parameters())
     bench.port_weights(fused, plain)
-    arch = Architecture(space).double()
+    arch = Architecture(space, partial).double()
     with torch.no_grad():
         for p in arch.parameters():
             p.normal_()
