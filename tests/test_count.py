@@ -79,7 +79,7 @@ def test_search_step_reads_nothing_back_and_copies_nothing_in(order, partial):
 def test_search_step_launches_a_fraction_of_the_reference_kernels():
     """The batched supernet's point, as counts that do not depend on the machine: on the
     DARTS space it launches under a quarter of the reference-style kernels per step and moves
-    less data (8 cells, C=16: 5,580 against 30,218 kernels)."""
+    less data (8 cells, C=16: 5,570 against 30,218 kernels)."""
     bench = _load("search_step")
     space = default_space().resized(cells=3, channels=4)
     torch.manual_seed(0)

@@ -157,7 +157,7 @@ class SourceBatch(nn.Module):
 
     def mix_index(self, rows: list[list[int]], n_ops: int, zero: int) -> list[torch.Tensor]:
         """Per weighted sum, where its ``[n_t, K]`` weight matrix comes from in a flat α vector
-        (α of edge ``e``, op ``o`` at ``e * n_ops + o``; ``zero`` holds 0). ``rows[s][t]``: the
+        (α of edge ``e``, op ``o`` at ``e * n_ops + o``; index ``zero``: a constant 0). ``rows[s][t]``: the
         α row of edge (s, t). An "edge" sum's matrix is block sparse: target t takes only the
         outputs of its own edges."""
         n_s, n_t = self.n_s, self.n_t
@@ -305,8 +305,10 @@ class SearchCell(nn.Module):
         self.rows = [[[space.edge_row(s, t) for t in range(n)] for s in range(2)]]  # per batch: [n_s][n_t] α rows
         self.rows += [[[space.edge_row(2 + i, t) for t in range(i + 1, n)]] for i in range(n - 1)]
         # Every weight matrix of every batch (and, with partial channels, every batch's bypass
-        # weights), gathered in one go from the flat vector [α·(β) (E·ops) | β-softmax (E, partial
-        # only) | 0]; see Supernet.mixing_weights.
+        # weights), picked in one go from the flat vector [softmax(α)·(β) (E·ops) | β-softmax (E,
+        # partial only)] by a constant 0/1 matrix (see Supernet.mixing_weights). A matrix, not an
+        # index: its backward is one more matrix product, where an index's backward is a
+        # scatter-add (sorted or atomic on a GPU) that a CUDA graph holds less surely.
         e, n_ops = space.num_edges, len(space.ops)
         zero = e * n_ops + (e if partial > 1 else 0)
         parts: list[torch.Tensor] = []
@@ -319,7 +321,11 @@ class SearchCell(nn.Module):
             self.mix_sizes.append(len(mats))
             self.mix_shapes += [tuple(m.shape) for m in mats]
             parts += [m.flatten() for m in mats]
-        self.register_buffer("mix_index", torch.cat(parts), persistent=False)
+        index = torch.cat(parts)
+        picks = (index < zero).nonzero().squeeze(1)
+        matrix = torch.zeros(len(index), zero)
+        matrix[picks, index[picks]] = 1.0
+        self.register_buffer("mix_matrix", matrix, persistent=False)  # [entries, flat]
 
     def preprocess(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         """``[B, 2c, H, W]``: the two preprocessed inputs side by side."""
@@ -332,7 +338,7 @@ class SearchCell(nn.Module):
         return self.pre_bn(torch.cat(parts + [self.pre1(F.relu(s1))], dim=1))
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, mixing: torch.Tensor) -> torch.Tensor:
-        """``mixing``: the flat vector gathered with :attr:`mix_index` (Supernet.mixing_weights)."""
+        """``mixing``: the flat vector picked by :attr:`mix_matrix` (Supernet.mixing_weights)."""
         x = self.preprocess(s0, s1)
         c, k, c_op = self.c, self.partial, self.c_op
         flat = torch.split(mixing, [a * b for a, b in self.mix_shapes])
@@ -405,12 +411,12 @@ class Supernet(nn.Module):
             reduction_prev = reduction
             c_pp, c_p = c_p, space.nodes * c_cur
         self.classifier = nn.Linear(c_p, classes)
-        # Cells of one type share α and the same mixing layout: the weights are gathered once per type.
+        # Cells of one type share α and the same mixing layout: their weights are picked once per type.
         self._first_of_type: dict[str, int] = {}
         for i, cell in enumerate(self.cells):
             key = "reduce" if cell.reduction else "normal"
             first = self._first_of_type.setdefault(key, i)
-            assert torch.equal(cell.mix_index, self.cells[first].mix_index), "cells of one type mix alike"
+            assert torch.equal(cell.mix_matrix, self.cells[first].mix_matrix), "cells of one type mix alike"
         self.set_recompute(recompute)
         # The search BNs' batch counters advance together, one kernel per forward, not one each.
         self._counted_bns = [m for m in self.modules() if isinstance(m, KeepOutputBatchNorm2d) and m.momentum is not None]
@@ -436,17 +442,18 @@ class Supernet(nn.Module):
     def mixing_weights(self, alpha: torch.Tensor, beta: torch.Tensor | None, cell: SearchCell) -> torch.Tensor:
         """Every weight matrix that ``cell`` (and every cell of its type) mixes with, as one
         flat vector: softmax(α) (times the edge normalisation of β with partial channels)
-        gathered by the cell's :attr:`SearchCell.mix_index`. One gather per cell type and
-        forward, instead of a few small kernels per weighted sum."""
+        picked by the cell's :attr:`SearchCell.mix_matrix`. One matrix-vector product per
+        cell type and forward, instead of a few small kernels per weighted sum."""
         w = torch.softmax(alpha, dim=-1)
-        parts = [w.flatten()]
+        flat = w.flatten()
         if self.partial > 1:
             en = self.edge_normalisation(beta)
-            parts = [(w * en[:, None]).flatten(), en]
-        flat = torch.cat(parts + [w.new_zeros(1)])
-        mixing = flat[cell.mix_index]
-        if torch.is_autocast_enabled(mixing.device.type):  # cast once, not at every matmul
-            mixing = mixing.to(torch.get_autocast_dtype(mixing.device.type))
+            flat = torch.cat([(w * en[:, None]).flatten(), en])
+        device = flat.device.type
+        with torch.autocast(device, enabled=False):  # α's gradient sums in full precision
+            mixing = torch.mv(cell.mix_matrix.to(flat.dtype), flat)
+        if torch.is_autocast_enabled(device):  # cast once, not at every matmul
+            mixing = mixing.to(torch.get_autocast_dtype(device))
         return mixing
 
     def forward(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
