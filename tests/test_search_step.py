@@ -357,3 +357,19 @@ def test_bf16_steps_run_with_every_memory_option(order, partial, recompute, chan
     assert seen == 4 and math.isfinite(loss)
     assert not torch.equal(arch.alpha_normal, alpha0)
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_supernet_advances_every_bn_batch_counter_once_per_training_forward():
+    """The supernet advances its search BNs' counters with one foreach kernel; the counts must
+    be what nn.BatchNorm2d keeps: one per training forward, none in eval mode."""
+    model, arch = _nets()
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    x = torch.randn(2, 1, 8, 8, dtype=torch.float64)
+    model(x, arch.as_dict())
+    model(x, arch.as_dict())
+    assert {int(m.num_batches_tracked) for m in bns} == {2}
+    model.eval()
+    model(x, arch.as_dict())
+    bns[1].train()  # one module back in training mode: only it counts
+    model(x, arch.as_dict())
+    assert sorted(int(m.num_batches_tracked) for m in bns) == [2] * (len(bns) - 1) + [3]

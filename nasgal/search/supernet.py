@@ -457,10 +457,9 @@ class Supernet(nn.Module):
         return mixing
 
     def forward(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
-        if self.training:
-            counters = [m.num_batches_tracked for m in self._counted_bns if m.keep_output and m.track_running_stats]
-            if counters:
-                torch._foreach_add_(counters, 1)
+        counters = [m.num_batches_tracked for m in self._counted_bns if m.training and m.keep_output and m.track_running_stats]
+        if counters:
+            torch._foreach_add_(counters, 1)
         mixing = {}
         for key, cell in self._first_of_type.items():
             mixing[key] = self.mixing_weights(arch[key], arch.get(f"beta_{key}"), self.cells[cell])
