@@ -55,12 +55,21 @@ class KeepOutputBatchNorm2d(nn.BatchNorm2d):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1):
         super().__init__(num_features, eps=eps, momentum=momentum, affine=False)
         self.keep_output = True
-        # Set by an owner that advances every BN's num_batches_tracked in one kernel per forward
-        # (Supernet does); only with a fixed momentum, which never reads the counter.
+        # Set by an owner that advances its BNs' num_batches_tracked in one kernel per forward
+        # (Supernet does), for the BNs whose counted_by_owner is true.
         self.counted_outside = False
         # The constant mean 0 and 1/σ 1 of the backward, made once instead of two kernels per step.
         self.register_buffer("_zeros", torch.zeros(num_features), persistent=False)
         self.register_buffer("_ones", torch.ones(num_features), persistent=False)
+
+    @property
+    def counted_by_owner(self) -> bool:
+        """Whether a forward's num_batches_tracked step is left to the owner: only in training,
+        on the output-keeping path, and with a fixed momentum (which never reads the counter)."""
+        return (
+            self.counted_outside and self.training and self.keep_output and self.track_running_stats
+            and self.momentum is not None
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.keep_output:
@@ -68,7 +77,7 @@ class KeepOutputBatchNorm2d(nn.BatchNorm2d):
         if not self.training:
             return F.batch_norm(x, self.running_mean, self.running_var, None, None, False, 0.0, self.eps)
         momentum = self.momentum
-        if self.track_running_stats and not (self.counted_outside and momentum is not None):
+        if self.track_running_stats and not self.counted_by_owner:
             self.num_batches_tracked.add_(1)
             if momentum is None:  # a cumulative average, as nn.BatchNorm2d keeps it
                 momentum = 1.0 / float(self.num_batches_tracked)

@@ -155,9 +155,9 @@ class SourceBatch(nn.Module):
             self.mix.append(("edge", [self.fr_col]))
         self.mix += [("edge", [col]) for col in self.generic]
 
-    def mix_index(self, rows: list[list[int]], n_ops: int, zero: int) -> list[torch.Tensor]:
+    def mix_index(self, rows: list[list[int]], n_ops: int) -> list[torch.Tensor]:
         """Per weighted sum, where its ``[n_t, K]`` weight matrix comes from in a flat α vector
-        (α of edge ``e``, op ``o`` at ``e * n_ops + o``; index ``zero``: a constant 0). ``rows[s][t]``: the
+        (α of edge ``e``, op ``o`` at ``e * n_ops + o``; -1: a constant 0). ``rows[s][t]``: the
         α row of edge (s, t). An "edge" sum's matrix is block sparse: target t takes only the
         outputs of its own edges."""
         n_s, n_t = self.n_s, self.n_t
@@ -166,7 +166,7 @@ class SourceBatch(nn.Module):
             if kind == "source":
                 out.append(torch.tensor([[rows[s][t] * n_ops + cols[0] for s in range(n_s)] for t in range(n_t)]))
                 continue
-            m = torch.full((n_t, len(cols), n_s, n_t), zero, dtype=torch.long)
+            m = torch.full((n_t, len(cols), n_s, n_t), -1, dtype=torch.long)
             for g, col in enumerate(cols):
                 for s in range(n_s):
                     for t in range(n_t):
@@ -310,20 +310,19 @@ class SearchCell(nn.Module):
         # index: its backward is one more matrix product, where an index's backward is a
         # scatter-add (sorted or atomic on a GPU) that a CUDA graph holds less surely.
         e, n_ops = space.num_edges, len(space.ops)
-        zero = e * n_ops + (e if partial > 1 else 0)
         parts: list[torch.Tensor] = []
         self.mix_sizes: list[int] = []
         self.mix_shapes: list[tuple[int, int]] = []
         for batch, rows in zip(self.batches, self.rows):
-            mats = batch.mix_index(rows, n_ops, zero)
+            mats = batch.mix_index(rows, n_ops)
             if partial > 1:  # the bypass of batch b: [n_t, n_s], β-softmax of edge (s, t)
                 mats.append(torch.tensor([[e * n_ops + rows[s][t] for s in range(batch.n_s)] for t in range(batch.n_t)]))
             self.mix_sizes.append(len(mats))
             self.mix_shapes += [tuple(m.shape) for m in mats]
             parts += [m.flatten() for m in mats]
         index = torch.cat(parts)
-        picks = (index < zero).nonzero().squeeze(1)
-        matrix = torch.zeros(len(index), zero)
+        picks = (index >= 0).nonzero().squeeze(1)
+        matrix = torch.zeros(len(index), e * n_ops + (e if partial > 1 else 0))
         matrix[picks, index[picks]] = 1.0
         self.register_buffer("mix_matrix", matrix, persistent=False)  # [entries, flat]
 
@@ -419,7 +418,7 @@ class Supernet(nn.Module):
             assert torch.equal(cell.mix_matrix, self.cells[first].mix_matrix), "cells of one type mix alike"
         self.set_recompute(recompute)
         # The search BNs' batch counters advance together, one kernel per forward, not one each.
-        self._counted_bns = [m for m in self.modules() if isinstance(m, KeepOutputBatchNorm2d) and m.momentum is not None]
+        self._counted_bns = [m for m in self.modules() if isinstance(m, KeepOutputBatchNorm2d)]
         for m in self._counted_bns:
             m.counted_outside = True
 
@@ -457,7 +456,7 @@ class Supernet(nn.Module):
         return mixing
 
     def forward(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
-        counters = [m.num_batches_tracked for m in self._counted_bns if m.training and m.keep_output and m.track_running_stats]
+        counters = [m.num_batches_tracked for m in self._counted_bns if m.counted_by_owner]
         if counters:
             torch._foreach_add_(counters, 1)
         mixing = {}

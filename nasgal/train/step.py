@@ -130,9 +130,6 @@ class CapturedStep:
     def _body(self, *tensors: torch.Tensor) -> None:
         raise NotImplementedError
 
-    def _zero_stats(self) -> None:
-        self.stats.zero_()
-
     @torch.no_grad()
     def _accumulate(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
         n = y.shape[0]
@@ -173,7 +170,7 @@ class CapturedStep:
             self._static = None
             self._without_graph(f"CUDA-graph capture failed ({type(exc).__name__}: {exc})")
         snapshot.restore()
-        self._zero_stats()
+        self.stats.zero_()
         return self._graph is not None
 
     def __call__(self, *tensors: torch.Tensor) -> None:
