@@ -214,7 +214,7 @@ def make_nasgal_step(model, arch, args, device):
     def run():
         step(*batch)
 
-    run.captured = lambda: step.captured
+    run.search_step = step  # for time_impl's report of the capture
     return run
 
 
@@ -277,8 +277,8 @@ def time_impl(name, model, arch, args, device, make_step) -> tuple[float, float]
     step()  # the first step (compiles or captures, if asked)
     sync(device)
     graph = ""
-    if hasattr(step, "captured") and args.capture in GRAPH_MODES:
-        graph = "; CUDA graph captured" if step.captured() else "; CUDA graph NOT captured, eager"
+    if hasattr(step, "search_step") and args.capture in GRAPH_MODES:
+        graph = "; CUDA graph captured" if step.search_step.captured else "; CUDA graph NOT captured, eager"
     print(f"{name:10s} first step {time.perf_counter() - t0:.1f} s{graph}", flush=True)
     for _ in range(args.warmup):
         step()
@@ -299,14 +299,23 @@ def time_impl(name, model, arch, args, device, make_step) -> tuple[float, float]
     return med, peak
 
 
+def nasgal_nets(space, args) -> tuple[Supernet, Architecture]:
+    return (Supernet(space, args.in_channels, args.classes, partial=args.partial_channels, recompute=args.recompute),
+            Architecture(space, args.partial_channels))
+
+
+def reference_nets(space, args) -> tuple[PlainSupernet, Architecture]:
+    """The reference supernet has no partial channels: it stands for DARTS itself."""
+    return PlainSupernet(space, args.in_channels, args.classes), Architecture(space, 1)
+
+
 def count_main(space, args, device) -> int:
     """``--count``: one step of each implementation under the kernel counter (benchmarks/_count.py)."""
     impls = []
     if not args.reference_only:
-        impls.append(("nasgal", Supernet(space, args.in_channels, args.classes, partial=args.partial_channels,
-                                         recompute=args.recompute), Architecture(space, args.partial_channels), make_nasgal_step))
+        impls.append(("nasgal", *nasgal_nets(space, args), make_nasgal_step))
     if args.reference or args.reference_only:
-        impls.append(("reference", PlainSupernet(space, args.in_channels, args.classes), Architecture(space, 1), make_reference_step))
+        impls.append(("reference", *reference_nets(space, args), make_reference_step))
     for name, model, arch, make_step in impls:
         model.to(device).train()
         arch.to(device)
@@ -340,7 +349,7 @@ def main(argv=None) -> int:
     p.add_argument("--saved", action="store_true",
                    help="only print the GiB autograd keeps for backward in each step (no timing; any device)")
     p.add_argument("--count", action="store_true",
-                   help="only count one step's kernels, bytes moved, FLOPs and host syncs (no timing; any device)")
+                   help="only count one step's kernels, bytes moved, FLOPs, host syncs and host tensors (no timing; any device)")
     p.add_argument("--reference", action="store_true", help="also time the plain reference-style supernet")
     p.add_argument("--reference-only", action="store_true", help="time only the plain reference-style supernet")
     p.add_argument("--profile", type=int, default=0, metavar="N",
@@ -364,18 +373,16 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
     results = {}
     if args.saved:
-        model = Supernet(space, args.in_channels, args.classes, partial=args.partial_channels, recompute=args.recompute)
-        a, w = saved_gib(model, Architecture(space, args.partial_channels), args, device)
+        a, w = saved_gib(*nasgal_nets(space, args), args, device)
         print(f"nasgal     saved for backward: alpha step {a:.2f} GiB, weight step {w:.2f} GiB", flush=True)
         if args.reference:
-            a, w = saved_gib(PlainSupernet(space, args.in_channels, args.classes), Architecture(space, 1), args, device, True)
+            a, w = saved_gib(*reference_nets(space, args), args, device, True)
             print(f"reference  saved for backward: alpha step {a:.2f} GiB, weight step {w:.2f} GiB", flush=True)
         return 0
     if args.count:
         return count_main(space, args, device)
     if not args.reference_only:
-        model = Supernet(space, args.in_channels, args.classes, partial=args.partial_channels, recompute=args.recompute)
-        arch = Architecture(space, args.partial_channels)
+        model, arch = nasgal_nets(space, args)
         results["nasgal"] = time_impl("nasgal", model, arch, args, device, make_nasgal_step)
         del model
     if args.reference or args.reference_only:
@@ -383,8 +390,7 @@ def main(argv=None) -> int:
             print("(the reference supernet has no partial channels; timing it at K=1)")
         if device.type == "cuda":
             torch.cuda.empty_cache()
-        model = PlainSupernet(space, args.in_channels, args.classes)
-        arch = Architecture(space, 1)
+        model, arch = reference_nets(space, args)
         results["reference"] = time_impl("reference", model, arch, args, device, make_reference_step)
     if len(results) == 2:
         (t1, m1), (t0, m0) = results["nasgal"], results["reference"]

@@ -79,7 +79,7 @@ def main() -> None:
     p.add_argument("--reference", action="store_true", help="also time the plain eager reference loop")
     p.add_argument("--only-reference", action="store_true")
     p.add_argument("--count", action="store_true",
-                   help="only count one step's kernels, bytes moved, FLOPs and host syncs (no timing; any device)")
+                   help="only count one step's kernels, bytes moved, FLOPs, host syncs and host tensors (no timing; any device)")
     args = p.parse_args()
 
     device = torch.device(args.device)
