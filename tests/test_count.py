@@ -1,36 +1,21 @@
 """The step counter of benchmarks/_count.py, and what it guards: the search and training steps
 neither read a value back to the host nor copy one in (a CUDA graph could not hold them
-otherwise), and the search
-step launches a fraction of the kernels and moves less data than a reference-style supernet."""
+otherwise), and the search step launches a fraction of the kernels and moves less data than a
+reference-style supernet."""
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from benchscripts import load_benchmark
 
 from nasgal.search.space import default_space
 from nasgal.search.supernet import Architecture, Supernet
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load(name: str):
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))  # the benchmarks import their helpers by bare name
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
-
-
-count = _load("_count")
+count = load_benchmark("_count")
 
 
 def test_grouped_conv_flops_bytes_and_kernels_by_hand():
@@ -66,7 +51,7 @@ def _args(**kw):
 def test_search_step_reads_nothing_back_and_copies_nothing_in(order, partial):
     """What a CUDA graph of the step needs (the version before these counts made 196 host
     tensors per step, from indexing α with Python lists: its capture would have failed)."""
-    bench = _load("search_step")
+    bench = load_benchmark("search_step")
     space = default_space().resized(cells=3, channels=4, nodes=3)
     model, arch = Supernet(space, 3, 10, partial=partial), Architecture(space, partial)
     step = bench.make_nasgal_step(model, arch, _args(order=order), torch.device("cpu"))
@@ -80,7 +65,7 @@ def test_search_step_launches_a_fraction_of_the_reference_kernels():
     """The batched supernet's point, as counts that do not depend on the machine: on the
     DARTS space it launches under a quarter of the reference-style kernels per step and moves
     less data (8 cells, C=16: 5,570 against 30,218 kernels)."""
-    bench = _load("search_step")
+    bench = load_benchmark("search_step")
     space = default_space().resized(cells=3, channels=4)
     torch.manual_seed(0)
     counts = {}
@@ -100,9 +85,10 @@ def test_search_step_launches_a_fraction_of_the_reference_kernels():
 def test_training_step_reads_nothing_back_and_copies_nothing_in():
     import nasgal
     from nasgal.compiler import compile_network
+    from nasgal.spec.library import resolve_spec_path
     from nasgal.train.step import TrainStep, make_optimizer
 
-    net = nasgal.stack(nasgal.load(BENCH.parent / "genotypes" / "darts_v2.json"), cells=3, channels=4, classes=10,
+    net = nasgal.stack(nasgal.load(resolve_spec_path("darts_v2")), cells=3, channels=4, classes=10,
                        in_channels=1, input_size=8)
     model = compile_network(net).train()
     step = TrainStep(model, make_optimizer(model, 0.025, 0.9, 3e-4, torch.device("cpu")), grad_clip=5.0)

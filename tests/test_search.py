@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from benchscripts import load_benchmark
 from datafiles import fashion_mnist_root
 
 from nasgal.compiler import compile_network
@@ -23,13 +23,6 @@ from nasgal.spec import Genotype, load, stack, validate_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("search_step_bench", ROOT / "benchmarks" / "search_step.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 # The space --------------------------------------------------------------------------
@@ -74,7 +67,7 @@ def test_batched_supernet_equals_a_plain_darts_supernet(update, size, partial):
     """Oracle: the reference-style supernet (one module per op and edge, sum(w * op(x)); with
     partial channels, PC-DARTS per edge) with the same weights computes the same logits and
     α (and β) gradients."""
-    bench = _bench()
+    bench = load_benchmark("search_step")
     torch.manual_seed(0)
     space = default_space().resized(**update)
     fused = Supernet(space, 3, 5, partial=partial).double()
