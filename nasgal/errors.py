@@ -25,6 +25,23 @@ class SpecError(NasgalError):
     def __init__(self, problems: list[tuple[str, str]], source: str | None = None, hint: str | None = None) -> None:
         self.problems = problems
         self.source = source
-        head = f"{source} is not a valid spec" if source else "invalid spec"
+        self.head = head = self._head(source)
         lines = [f"{loc}: {msg}" if loc else msg for loc, msg in problems]
         super().__init__(head + ":\n" + "\n".join("  " + line for line in lines), hint=hint)
+
+    @staticmethod
+    def _head(source: str | None) -> str:
+        return f"{source} is not a valid spec" if source else "invalid spec"
+
+
+class ConfigError(SpecError):
+    """Settings (of a training, pruning or search run) that fail validation. Each problem names
+    the setting and, for a top-level one, the command-line option that sets it."""
+
+    def __init__(self, problems: list[tuple[str, str]], source: str = "settings", hint: str | None = None) -> None:
+        named = [(f"{loc} (--{loc.replace('_', '-')})" if loc.isidentifier() else loc, msg) for loc, msg in problems]
+        super().__init__(named, source=source, hint=hint)
+
+    @staticmethod
+    def _head(source: str | None) -> str:
+        return f"invalid {source or 'settings'}"

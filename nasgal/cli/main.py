@@ -7,10 +7,12 @@ Each command group lives in its own module with a ``register(app)`` function, li
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
+import os
 import sys
-from typing import Annotated, Optional
+from typing import Any, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -67,8 +69,8 @@ def _root(
 def report_error(exc: BaseException) -> int:
     """Print a known error for a person; return the exit code."""
     if isinstance(exc, SpecError):
-        head = f"{exc.source} is not a valid spec:" if exc.source else "invalid spec:"
-        err_console.print(f"[bold red]Error:[/] {head}", markup=True)
+        err_console.print("[bold red]Error:[/] ", end="", markup=True)
+        err_console.print(f"{exc.head}:", markup=False)
         for loc, msg in exc.problems:
             err_console.print(f"  {loc}: {msg}" if loc else f"  {msg}", markup=False)
     else:
@@ -89,32 +91,135 @@ def _register_all() -> None:
 _register_all()
 
 
+def _usage_line(exc: BaseException) -> str:
+    """One line for a usage error: what is wrong, and where to look for help."""
+    ctx = getattr(exc, "ctx", None)
+    where = f"{ctx.command_path}: " if ctx is not None else ""
+    msg = exc.format_message().strip().rstrip(".")  # type: ignore[attr-defined]
+    help_cmd = f"{ctx.command_path} --help" if ctx is not None else "nasgal --help"
+    return f"{where}{msg} (see '{help_cmd}')"
+
+
+def _is_usage_error(exc: BaseException) -> bool:
+    # Typer vendors click (typer._click) in recent versions and re-exports click's exceptions in
+    # older ones; both expose the same duck type, so no click import is needed here.
+    return isinstance(getattr(exc, "exit_code", None), int) and callable(getattr(exc, "format_message", None))
+
+
+class _Stdout:
+    """``sys.stdout`` for the length of a command: an error while writing names standard output
+    (a full disk, a closed descriptor), and a process started with descriptor 1 closed fails on
+    its first write instead of dropping the output silently."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if self._stream is None:
+            raise OSError(errno.EBADF, "closed (nothing can be written)", "standard output")
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, "standard output") from None
+
+    def flush(self) -> None:
+        if self._stream is None:
+            return
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, "standard output") from None
+
+    def isatty(self) -> bool:
+        return self._stream is not None and self._stream.isatty()
+
+    def __getattr__(self, name: str) -> Any:
+        if self._stream is None:
+            raise AttributeError(name)
+        return getattr(self._stream, name)
+
+
+def _flush_stdout() -> None:
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # A reader that stopped early (`nasgal compile --json | head`) is not an error; point the
+        # descriptor at /dev/null so that Python's own flush at exit does not complain again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; known errors become messages and exit code 1, never tracebacks."""
+    """Run the CLI and return its exit code; no input ever produces a traceback.
+
+    Known errors exit 1 (``Error: ...`` plus a hint), usage errors 2 with one line, an
+    interrupted command 130; anything unexpected exits 2 with a one-line message and the hint
+    to run with ``--debug``, which shows the traceback instead.
+    """
+    real_stdout = sys.stdout
+    sys.stdout = _Stdout(real_stdout)  # type: ignore[assignment]
+    try:
+        return _run(argv)
+    finally:
+        sys.stdout = real_stdout
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         rv = app(args=argv, standalone_mode=False)
+        _flush_stdout()
+    except BrokenPipeError:
+        _flush_stdout()
+        return 0
     except NasgalError as exc:
         if _state["debug"]:
             raise
         return report_error(exc)
     except KeyboardInterrupt:
-        err_console.print("Interrupted.")
+        err_console.print("Interrupted. Run the same command again to continue where it stopped.")
         return 130
     except typer.Exit as exc:
         return exc.exit_code
-    except SystemExit as exc:  # pragma: no cover - raised by click on usage errors
+    except SystemExit as exc:  # pragma: no cover - standalone parts of click/typer
         return exc.code if isinstance(exc.code, int) else 1
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
-            err_console.print("Aborted.")
-            return 1
-        raise
+    except typer.Abort:
+        err_console.print("Aborted.")
+        return 1
+    except Exception as exc:
+        if _is_usage_error(exc):
+            if type(exc).__name__ == "NoArgsIsHelpError":  # a bare command: typer has shown its help
+                return 2
+            _error_line(_usage_line(exc) if exc.exit_code == 2 else exc.format_message())  # type: ignore[attr-defined]
+            return exc.exit_code  # type: ignore[attr-defined]
+        if _state["debug"]:
+            raise
+        if isinstance(exc, OSError):
+            return report_error(NasgalError(_os_message(exc)))
+        _error_line(f"unexpected {type(exc).__name__}: {exc}", hint="run again with `nasgal --debug ...` for the traceback, and please report it")
+        return 2
     return rv if isinstance(rv, int) else 0
+
+
+def _os_message(exc: OSError) -> str:
+    """An OS error as a sentence: what failed and on which file."""
+    what = exc.strerror or str(exc)
+    if exc.filename is not None:
+        return f"{exc.filename}: {what}"
+    return what
+
+
+def _error_line(message: str, hint: str | None = None) -> None:
+    try:
+        err_console.print("[bold red]Error:[/] ", end="", markup=True)
+        err_console.print(message, markup=False)
+        if hint:
+            err_console.print("[dim]Hint:[/] ", end="", markup=True)
+            err_console.print(hint, markup=False)
+    except OSError:  # stderr itself is gone: nothing left to tell
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

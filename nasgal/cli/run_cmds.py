@@ -17,15 +17,14 @@ def run_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> int:
     """Run search → stack → train → GAL prune → retrain → report; re-running resumes."""
-    from ..experiment import load_experiment, run_experiment
+    from ..experiment import load_experiment, run_experiment, with_overrides
     from ..progress import default_reporter
 
     exp = load_experiment(experiment)
-    update = {k: v for k, v in {"out": str(out) if out else None, "device": device, "data_dir": data_dir}.items() if v}
-    if update:
-        exp = exp.model_copy(update=update)
+    update = {"out": str(out) if out else None, "device": device, "data_dir": data_dir, "seeds": seeds}
+    exp = with_overrides(exp, {k: v for k, v in update.items() if v is not None}, source="command line")
     reporter = default_reporter(not quiet)
-    result = run_experiment(exp, seeds=seeds, reporter=reporter)
+    result = run_experiment(exp, reporter=reporter)
     report = result.out / "report.md"
     typer.echo(f"report: {report}")
     typer.echo(f"        {result.out / 'report.html'}")

@@ -42,25 +42,22 @@ def search_command(
     from ..data import load_dataset
     from ..progress import default_reporter
     from ..search.derive import summary
-    from ..search.run import SearchConfig, search
+    from ..search.run import search, search_config
     from ..search.space import load_space
     from ..spec.io import dumps
-    from ..train.step import CAPTURE_MODES
 
-    if order not in ("first", "second"):
-        raise NasgalError(f"--order must be 'first' or 'second', got {order!r}")
-    if capture not in CAPTURE_MODES:
-        raise NasgalError(f"--capture must be one of {', '.join(CAPTURE_MODES)}, got {capture!r}")
     if stem is not None and stem not in ("cifar", "stride2"):
         raise NasgalError(f"--stem must be 'cifar' or 'stride2', got {stem!r}")
+    # Checked before any data is read, so a bad value fails at once.
+    cfg = search_config(
+        epochs=epochs, order=order, partial_channels=partial_channels, batch_size=batch_size, seed=seed,
+        bf16=bf16, channels_last=channels_last, capture=capture, recompute=recompute, device=device, subset=subset,
+    )
     sp = load_space(space).resized(cells=cells, channels=channels, stem=stem)
     ds = load_dataset(dataset, data_dir=data_dir, split="train", image_size=image_size)
     if subset is not None:
         ds = ds.subset(subset, seed=seed)
-    cfg = SearchConfig(
-        epochs=epochs, order=order, partial_channels=partial_channels, batch_size=batch_size, seed=seed,
-        bf16=bf16, channels_last=channels_last, capture=capture, recompute=recompute, device=device, dataset=ds.info.name, subset=subset,
-    )
+    cfg = cfg.model_copy(update={"dataset": ds.info.name})
     genotype = search(sp, ds, cfg, out, restart=not resume, reporter=default_reporter(not quiet))
     if json_out:
         sys.stdout.write(dumps(genotype))

@@ -1,6 +1,6 @@
 """Whole DARTS-GAL experiments from one TOML file, with a report."""
 
-from .config import Experiment, load_experiment, parse_experiment
+from .config import Experiment, load_experiment, parse_experiment, with_overrides
 from .pipeline import STAGES, ExperimentResult, Interrupted, run_experiment
 from .report import paper_tables, report_figures, write_report
 
@@ -14,5 +14,6 @@ __all__ = [
     "parse_experiment",
     "run_experiment",
     "report_figures",
+    "with_overrides",
     "write_report",
 ]

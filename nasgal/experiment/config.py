@@ -9,6 +9,7 @@ Unknown keys are errors; every section but ``[network]`` is optional. ``[train]`
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -20,8 +21,13 @@ from ..options import Capture, Precision
 from ..spec.io import problems_of
 
 
+#: The most seeds one experiment runs (each trains, prunes and retrains a network).
+MAX_SEEDS = 1000
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SearchSection(_Section):
@@ -68,8 +74,8 @@ class Experiment(_Section):
     dataset: str = Field(description="Dataset name (fashion_mnist, mnist, cifar10, cifar100, image_folder:PATH).")
     data_dir: str | None = Field(None, description="Folder with the dataset files.")
     out: str | None = Field(None, description="Experiment directory (default runs/<name>).")
-    seeds: int = Field(1, ge=1, description="Seeds of the trained stages (baseline, prune, retrain).")
-    seed: int = Field(0, description="First seed; seed i runs with seed + i.")
+    seeds: int = Field(1, ge=1, le=MAX_SEEDS, description="Seeds of the trained stages (baseline, prune, retrain).")
+    seed: int = Field(0, ge=0, lt=2**32 - MAX_SEEDS, description="First seed; seed i runs with seed + i.")
     device: str = Field("auto", description="Device for every stage.")
     image_size: int | None = Field(None, ge=1, description="Resize images to this size (image folders: crop size).")
     paper: str | None = Field(None, description="Row of the paper's tables to compare with (e.g. fashion_mnist).")
@@ -78,6 +84,17 @@ class Experiment(_Section):
     train: dict[str, Any] = Field(default_factory=dict, description="Baseline training options (recipe and overrides).")
     prune: dict[str, Any] = Field(default_factory=dict, description="GAL pruning options.")
     retrain: RetrainSection = Field(default_factory=RetrainSection, description="Retraining of the pruned network.")
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_one_folder(cls, v: str) -> str:
+        # The name becomes runs/<name>: one plain folder name, never a path that leaves runs/.
+        if not SAFE_NAME.fullmatch(v) or v in (".", ".."):
+            raise ValueError(
+                f"{v!r} is not a plain folder name (letters, digits, '.', '_', '-'; no '/' or '..'); "
+                "to write elsewhere, set 'out'"
+            )
+        return v
 
     @field_validator("train", "prune")
     @classmethod
@@ -122,6 +139,16 @@ def _check_stage_options(exp: Experiment, source: str) -> None:
                                   f"{', '.join(sorted(PruneConfig.model_fields))}"))
     if problems:
         raise SpecError(problems, source=source)
+
+
+def with_overrides(exp: Experiment, update: dict[str, Any], source: str = "overrides") -> Experiment:
+    """``exp`` with top-level ``update`` applied and validated like the file itself."""
+    if not update:
+        return exp
+    try:
+        return Experiment.model_validate({**exp.model_dump(), **update})
+    except ValidationError as err:
+        raise SpecError(problems_of(err), source=source) from None
 
 
 def load_experiment(path: str | os.PathLike) -> Experiment:

@@ -23,6 +23,7 @@ from ..errors import NasgalError
 from ..progress import Reporter
 from ..spec import Genotype, Network, load, save, stack
 from ..spec.library import resolve_spec_path
+from ..train.rundir import run_lock
 from .config import Experiment
 
 STAGES = ("search", "stack", "baseline", "prune", "retrain", "report")
@@ -72,7 +73,7 @@ def _stop(interrupt: tuple[str, int] | None, stage: str) -> int | None:
 def run_search(exp: Experiment, out: Path, reporter: Reporter, download: bool,
                interrupt: tuple[str, int] | None) -> tuple[Genotype, dict[str, Any]]:
     from ..data import load_dataset
-    from ..search.run import SearchConfig, search
+    from ..search.run import search, search_config
     from ..search.space import load_space
     from ..train.rundir import resolve_device
 
@@ -89,7 +90,7 @@ def run_search(exp: Experiment, out: Path, reporter: Reporter, download: bool,
     if exp.network.stem == "stride2":
         update["stem"] = "stride2"
     space = load_space(s.space).resized(**update)
-    cfg = SearchConfig(
+    cfg = search_config(
         epochs=s.epochs, order=s.order, partial_channels=s.partial_channels, batch_size=s.batch_size,
         seed=exp.seed, device=str(resolve_device(exp.device)), dataset=ds.info.name, subset=s.subset,
         bf16=s.precision == "bf16", capture=s.capture, recompute=s.recompute,
@@ -114,14 +115,22 @@ def run_experiment(
     ``interrupt=(stage, n)`` stops the run after ``n`` epochs of ``stage`` (``n=0``: just
     before it), as a crash would; running again continues from there.
     """
+    from .config import with_overrides
+
+    if seeds is not None:
+        exp = with_overrides(exp, {"seeds": seeds}, source="seeds")
+    out = exp.out_dir(base_dir)
+    with run_lock(out):
+        return _run_experiment(exp, out, reporter or Reporter(), download, interrupt)
+
+
+def _run_experiment(exp: Experiment, out: Path, reporter: Reporter, download: bool,
+                    interrupt: tuple[str, int] | None) -> ExperimentResult:
     from ..prune import inherit_weights, prune, resolve_prune_config
     from ..train import load_weights, resolve_config, train
     from .report import report_figures, write_report
 
-    reporter = reporter or Reporter()
-    out = exp.out_dir(base_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    n_seeds = seeds or exp.seeds
+    n_seeds = exp.seeds
     times: dict[str, float] = {}
 
     # search (optional) or a shipped genotype
@@ -199,5 +208,8 @@ def _search_time(run: Path, fallback: float) -> float:
     path = run / "metrics.jsonl"
     if not path.exists():
         return fallback
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return float(sum(r.get("epoch_time_s", 0.0) for r in rows)) or fallback
+    try:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return float(sum(r.get("epoch_time_s", 0.0) for r in rows)) or fallback
+    except (OSError, ValueError, TypeError, AttributeError):  # a damaged record costs the figure, not the run
+        return fallback

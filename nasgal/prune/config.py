@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..errors import SpecError
+from ..errors import ConfigError
 from ..options import Precision
 from ..spec.io import problems_of
 
@@ -18,7 +18,7 @@ from ..spec.io import problems_of
 class PruneConfig(BaseModel):
     """Everything that decides a GAL pruning run besides the network, its weights and the data."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     # Schedule and data (the paper: batch 100, lr 0.01).
     epochs: int = Field(10, ge=1, description="Pruning epochs over the training split.")
@@ -63,7 +63,7 @@ class PruneConfig(BaseModel):
         None, gt=0, le=1, description="Keep this fraction of the teacher's live nodes (rounded; met within one node)."
     )
     # Runtime.
-    seed: int = Field(0, description="Seed of the critic's initialisation, data order and gradient penalty.")
+    seed: int = Field(0, ge=0, lt=2**32, description="Seed of the critic's initialisation, data order and gradient penalty.")
     device: str = Field("auto", description="'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...")
     precision: Precision = Field("fp32", description="bf16 autocast of teacher and generator, or fp32.")
     channels_last: bool = Field(True, description="NHWC memory layout for teacher and generator.")
@@ -101,4 +101,4 @@ def resolve_prune_config(**overrides: Any) -> PruneConfig:
     try:
         return PruneConfig(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as err:
-        raise SpecError(problems_of(err), source="pruning config") from None
+        raise ConfigError(problems_of(err), source="pruning settings") from None

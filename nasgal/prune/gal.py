@@ -23,7 +23,20 @@ from ..errors import NasgalError
 from ..progress import Reporter
 from ..spec import Network, Pruning, count_params, load, save, spec_hash
 from ..train.config import resolve_config
-from ..train.rundir import environment, load_checkpoint, open_run, read_json, resolve_device, save_checkpoint, write_json, write_jsonl
+from ..train.rundir import (
+    environment,
+    load_state,
+    open_run,
+    read_json_object,
+    resolve_device,
+    run_checkpoint,
+    run_lock,
+    run_record,
+    save_checkpoint,
+    start_run,
+    write_json,
+    write_jsonl,
+)
 from ..train.runner import DataSplits, prepare_data
 from ..train.step import evaluate
 from .budget import candidates, select_nodes
@@ -107,16 +120,23 @@ def prune(
     ``out_dir``. ``stop_after`` ends the call after that many completed epochs in total (as an
     interruption would), returning ``(None, {"interrupted_after_epoch": n})``; run again to
     continue. Selection uses the training split and its held-out validation part only.
+    ``out_dir`` is held for this process while it runs (:func:`~nasgal.train.rundir.run_lock`).
     """
-    cfg = config
-    reporter = reporter or Reporter()
     out = Path(out_dir)
+    with run_lock(out):
+        return _prune(network, teacher_state, dataset, config, out, data_dir, reporter or Reporter(), stop_after,
+                      download, data)
+
+
+def _prune(network: Network, teacher_state: dict[str, torch.Tensor], dataset: str, cfg: PruneConfig, out: Path,
+           data_dir: str | None, reporter: Reporter, stop_after: int | None, download: bool,
+           data: DataSplits | None) -> tuple[Network | None, dict[str, Any]]:
     teacher = load_teacher(network, teacher_state)  # fails early on weights of another network
     record = {"dataset": dataset, "network": network.name, "network_hash": spec_hash(network),
               "weights": weights_fingerprint(teacher_state), "config": cfg.model_dump()}
     identity = {"network_hash": "network", "dataset": "dataset", "weights": "teacher weights"}
-    if open_run(out, network, record, identity, what="pruning run", outputs=("metrics.json", PRUNED), reporter=reporter):
-        return load(out / PRUNED), read_json(out / "metrics.json")
+    if open_run(out, record, identity, what="pruning run", outputs=("metrics.json", PRUNED), reporter=reporter):
+        return load(out / PRUNED), read_json_object(out / "metrics.json")
 
     device = resolve_device(cfg.device)
     if cfg.threads:
@@ -155,12 +175,13 @@ def prune(
     teacher_val = evaluate(teacher, val_loader, cfg.precision, device)[1] if val_loader is not None else None
     ckpt_path = out / CHECKPOINT
     if ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path, map_location=device)
-        generator.load_state_dict(ckpt["generator"])
-        critic.load_state_dict(ckpt["critic"])
-        opt_g.load_state_dict(ckpt["opt_g"])
-        opt_d.load_state_dict(ckpt["opt_d"])
-        fista.load_state_dict(ckpt["fista"])
+        keys = ("epoch", "generator", "critic", "opt_g", "opt_d", "fista", "history", "integral")
+        ckpt = run_checkpoint(ckpt_path, "prune", keys, record, identity, what="pruning run", map_location=device)
+        load_state(generator, ckpt["generator"], ckpt_path, "generator")
+        load_state(critic, ckpt["critic"], ckpt_path, "critic")
+        load_state(opt_g, ckpt["opt_g"], ckpt_path, "generator optimizer")
+        load_state(opt_d, ckpt["opt_d"], ckpt_path, "critic optimizer")
+        load_state(fista, ckpt["fista"], ckpt_path, "mask state")
         start_epoch = int(ckpt["epoch"]) + 1
         history = list(ckpt["history"])
         integral = [{int(n): float(v) for n, v in d.items()} for d in ckpt["integral"]]
@@ -168,6 +189,7 @@ def prune(
         reporter.message(f"resuming {out} after epoch {start_epoch}/{cfg.epochs}")
 
     steps = len(loader)
+    start_run(out, network, record)  # the run has really started: now it may write its record
     try:
         for epoch in range(start_epoch, cfg.epochs):
             if stop_after is not None and epoch >= stop_after:
@@ -195,6 +217,7 @@ def prune(
             elapsed += train_time
             history.append(row)
             save_checkpoint(ckpt_path, {
+                "stage": "prune", "run": run_record(record),
                 "epoch": epoch, "generator": generator.state_dict(), "critic": critic.state_dict(),
                 "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "fista": fista.state_dict(),
                 "history": history, "integral": [{int(n): v for n, v in d.items()} for d in integral],

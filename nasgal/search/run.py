@@ -20,53 +20,68 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..errors import NasgalError
+from ..errors import ConfigError, NasgalError
+from ..options import Capture
 from ..progress import Reporter
 from ..spec.genotype import Genotype
-from ..spec.io import atomic_write_text, save
-from ..train.rundir import resolve_device, save_checkpoint
-from ..train.step import CAPTURE_MODES, cosine_lr, set_lr
+from ..spec.io import atomic_write_text, problems_of, save
+from ..train.rundir import RESTART_HINT, load_state, resolve_device, run_checkpoint, run_lock, save_checkpoint, write_jsonl
+from ..train.step import cosine_lr, set_lr
 from .derive import derive_genotype, edge_normalisation, summary
 from .heatmap import write_heatmap
 from .space import SearchSpace
 from .step import SearchStep, make_optimizers
 from .supernet import Architecture, Supernet
 
-CHECKPOINT_FORMAT = 2  # 2: DeviceSGD/DeviceAdam states, the lr follows the epoch (no scheduler state)
+CHECKPOINT_FORMAT = 3  # 3: the epochs' metric rows travel in the checkpoint; 2: DeviceSGD/DeviceAdam states
 
 
-@dataclass
-class SearchConfig:
-    """Hyperparameters of a search; the defaults are DARTS's (DESIGN.md §5)."""
+class SearchConfig(BaseModel):
+    """Hyperparameters of a search; the defaults are DARTS's (Liu et al. 2019)."""
 
-    epochs: int = 50
-    order: Literal["first", "second"] = "first"
-    partial_channels: int = 1  # PC-DARTS K (1: off)
-    batch_size: int = 64
-    seed: int = 0
-    lr: float = 0.025  # weights: SGD, cosine to lr_min over the epochs
-    lr_min: float = 0.001
-    momentum: float = 0.9
-    weight_decay: float = 3e-4
-    grad_clip: float = 5.0
-    arch_lr: float = 3e-4  # α: Adam
-    arch_betas: tuple[float, float] = (0.5, 0.999)
-    arch_weight_decay: float = 1e-3
-    bf16: bool = False
-    channels_last: bool = False
-    capture: str = "none"  # none | compile | cuda-graph | compile+cuda-graph (nasgal.train.step.CAPTURE_MODES)
-    recompute: bool = False  # recompute depthwise outputs in backward: less memory, same results
-    device: str = "cpu"
-    dataset: str = "unknown"  # recorded in the provenance
-    subset: int | None = None  # recorded in the provenance
-    extra: dict[str, Any] = field(default_factory=dict)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    epochs: int = Field(50, ge=1, le=100_000, description="Search epochs.")
+    order: Literal["first", "second"] = Field("first", description="First- or second-order α gradient.")
+    partial_channels: int = Field(1, ge=1, le=1024, description="PC-DARTS K (1: off).")
+    batch_size: int = Field(64, ge=1, le=1_000_000, description="Batch size of the weight and the α steps.")
+    seed: int = Field(0, ge=0, lt=2**32, description="Seed of weights, α, data halves and order.")
+    lr: float = Field(0.025, gt=0, description="Weights: SGD, cosine from lr to lr_min over the epochs.")
+    lr_min: float = Field(0.001, ge=0, description="Final learning rate of the weights.")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum of the weights.")
+    weight_decay: float = Field(3e-4, ge=0, description="Weight decay of the weights.")
+    grad_clip: float = Field(5.0, gt=0, description="Gradient-norm clip of the weights.")
+    arch_lr: float = Field(3e-4, ge=0, description="α: Adam learning rate.")
+    arch_betas: tuple[float, float] = Field((0.5, 0.999), description="α: Adam betas.")
+    arch_weight_decay: float = Field(1e-3, ge=0, description="α: weight decay.")
+    bf16: bool = Field(False, description="bf16 autocast.")
+    channels_last: bool = Field(False, description="channels_last memory format.")
+    capture: Capture = Field("none", description="Graph capture of the search step.")
+    recompute: bool = Field(False, description="Recompute depthwise outputs in backward: less memory, same results.")
+    device: str = Field("cpu", description="Device: auto, cpu, cuda, cuda:N.")
+    dataset: str = Field("unknown", description="Dataset name, recorded in the provenance.")
+    subset: int | None = Field(None, ge=1, description="Training images used, recorded in the provenance.")
+    extra: dict[str, Any] = Field(default_factory=dict, description="Free-form facts for the provenance.")
+
+    @field_validator("arch_betas")
+    @classmethod
+    def _betas_in_range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0 <= b < 1 for b in v):
+            raise ValueError(f"Adam betas must lie in [0, 1), got {list(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _lr_min_below_lr(self) -> "SearchConfig":
+        if self.lr_min > self.lr:
+            raise ValueError(f"lr_min ({self.lr_min}) must not exceed lr ({self.lr})")
+        return self
 
     def lr_at(self, epoch: int) -> float:
         """The weights' learning rate in ``epoch`` (0-indexed): cosine from ``lr`` to ``lr_min``."""
@@ -74,11 +89,18 @@ class SearchConfig:
 
     def identity(self) -> dict[str, Any]:
         """The fields a resumed run must share with the run that wrote the checkpoint."""
-        d = asdict(self)
-        for k in ("device", "capture", "recompute", "extra"):
-            d.pop(k)
+        d = self.model_dump(exclude={"device", "capture", "recompute", "extra"})
         d["arch_betas"] = list(d["arch_betas"])
         return d
+
+
+def search_config(**values: Any) -> SearchConfig:
+    """A :class:`SearchConfig` from ``values`` (those not ``None``); bad values are a
+    :class:`~nasgal.errors.SpecError` listing each problem."""
+    try:
+        return SearchConfig(**{k: v for k, v in values.items() if v is not None})
+    except ValidationError as err:
+        raise ConfigError(problems_of(err), source="search settings") from None
 
 
 def _lists(t: torch.Tensor) -> list:
@@ -129,14 +151,15 @@ class _Run:
         self.train_loader = DeviceLoader(w_half, seed=config.seed, augment=augment, **loader)
         self.val_loader = DeviceLoader(a_half, seed=config.seed + 1, augment=augment, **loader)
         self.eval_loader = DeviceLoader(a_half, shuffle=False, drop_last=False, **{k: v for k, v in loader.items() if k not in ("shuffle", "drop_last")})
-        self.history: list[dict[str, Any]] = []
+        self.history: list[dict[str, Any]] = []  # α (and β) after each completed epoch
+        self.metrics: list[dict[str, Any]] = []  # the metrics.jsonl row of each completed epoch
         self.epoch = 0  # completed epochs
         self.ckpt_path = out_dir / "checkpoint.pt"
-        if self.ckpt_path.exists() and not restart:
+        if restart:
+            self._forget_records()
+        elif self.ckpt_path.exists():
             self._load_checkpoint()
-        elif restart:
-            for p in [out_dir / "metrics.jsonl", out_dir / "alpha_history.json"]:
-                p.unlink(missing_ok=True)
+            self.write_records()  # whatever a kill or a full disk lost after the checkpoint
         # Built after a resume has loaded the optimizer states: a captured step keeps them.
         self.step = SearchStep(
             self.model, self.arch, self.w_opt, self.a_opt, order=config.order, grad_clip=config.grad_clip,
@@ -145,15 +168,25 @@ class _Run:
 
     # Checkpoints ----------------------------------------------------------------
     def _load_checkpoint(self) -> None:
-        ck = torch.load(self.ckpt_path, map_location=self.device, weights_only=True)
+        path = self.ckpt_path
+        keys = ("format", "epoch", "config", "space", "model", "arch", "w_opt", "a_opt", "rng_cpu", "alpha_history",
+                "metrics")
+        ck = run_checkpoint(path, "search", keys[:1], map_location=self.device)
         if ck.get("format") != CHECKPOINT_FORMAT:
             raise NasgalError(
-                f"{self.ckpt_path}: checkpoint format {ck.get('format')!r}, this nasgal reads format {CHECKPOINT_FORMAT}",
-                hint="start the run over with --restart, or use another --out directory",
+                f"{path}: checkpoint format {ck.get('format')!r}, this nasgal reads format {CHECKPOINT_FORMAT}",
+                hint=RESTART_HINT,
             )
-        theirs = json.loads(ck["config"])
+        ck = run_checkpoint(path, "search", keys, map_location=self.device)
+        try:
+            theirs = json.loads(ck["config"])
+            space_theirs = json.loads(ck["space"])
+            history, metrics, epoch = list(ck["alpha_history"]), list(ck["metrics"]), int(ck["epoch"])
+            if not isinstance(theirs, dict) or len(history) != epoch or len(metrics) != epoch:
+                raise ValueError("inconsistent records")
+        except (TypeError, ValueError):
+            raise NasgalError(f"{path}: its run records are unreadable or inconsistent", hint=RESTART_HINT) from None
         mine = json.loads(json.dumps(self.config.identity()))
-        space_theirs = json.loads(ck["space"])
         space_mine = json.loads(self.space.model_dump_json(by_alias=True))
         diff = sorted(k for k in set(theirs) | set(mine) if theirs.get(k) != mine.get(k))
         if space_theirs != space_mine:
@@ -163,24 +196,21 @@ class _Run:
                 f"{self.out} holds a search run with different settings ({', '.join(diff)}); cannot resume it",
                 hint="use another --out directory, or --restart to start this one over",
             )
-        self.model.load_state_dict(ck["model"])
-        self.arch.load_state_dict(ck["arch"])
-        self.w_opt.load_state_dict(ck["w_opt"])
-        self.a_opt.load_state_dict(ck["a_opt"])
-        torch.set_rng_state(ck["rng_cpu"].cpu())
-        if self.device.type == "cuda" and "rng_cuda" in ck:
-            torch.cuda.set_rng_state(ck["rng_cuda"].cpu(), self.device)
-        self.history = ck["alpha_history"]
-        self.epoch = int(ck["epoch"])
-        # Forget metric lines of epochs that never made it into the checkpoint.
-        mpath = self.out / "metrics.jsonl"
-        if mpath.exists():
-            lines = [ln for ln in mpath.read_text().splitlines() if ln.strip()]
-            keep = [ln for ln in lines if json.loads(ln).get("epoch", 0) <= self.epoch]
-            atomic_write_text(mpath, "".join(ln + "\n" for ln in keep))
+        load_state(self.model, ck["model"], path, "supernet weights")
+        load_state(self.arch, ck["arch"], path, "architecture (α)")
+        load_state(self.w_opt, ck["w_opt"], path, "weight optimizer state")
+        load_state(self.a_opt, ck["a_opt"], path, "α optimizer state")
+        try:
+            torch.set_rng_state(ck["rng_cpu"].cpu())
+            if self.device.type == "cuda" and "rng_cuda" in ck:
+                torch.cuda.set_rng_state(ck["rng_cuda"].cpu(), self.device)
+        except (AttributeError, RuntimeError, TypeError):
+            raise NasgalError(f"{path}: its random-number state is unreadable", hint=RESTART_HINT) from None
+        self.history, self.metrics, self.epoch = history, metrics, epoch
 
     def _save_checkpoint(self) -> None:
         ck = {
+            "stage": "search",
             "format": CHECKPOINT_FORMAT,
             "epoch": self.epoch,
             "config": json.dumps(self.config.identity()),
@@ -191,10 +221,18 @@ class _Run:
             "a_opt": self.a_opt.state_dict(),
             "rng_cpu": torch.get_rng_state(),
             "alpha_history": self.history,
+            "metrics": self.metrics,
         }
         if self.device.type == "cuda":
             ck["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         save_checkpoint(self.ckpt_path, ck)
+
+    def _forget_records(self) -> None:
+        """--restart: remove the old run's checkpoint and records, so none of them outlives it."""
+        out = self.out
+        for p in [self.ckpt_path, out / "metrics.jsonl", out / "alpha_history.json", out / "genotype.json",
+                  *out.glob("alpha_*.png"), *(out / "genotypes").glob("epoch_*.json")]:
+            p.unlink(missing_ok=True)
 
     # The loop --------------------------------------------------------------------
     def train_epoch(self, reporter: Reporter) -> dict[str, float]:
@@ -234,11 +272,13 @@ class _Run:
             d["beta_reduce"] = _lists(self.arch.beta_reduce)
         return d
 
-    def genotype(self) -> Genotype:
+    def genotype(self, alphas: dict[str, list] | None = None, epoch: int | None = None) -> Genotype:
+        """The genotype derived from ``alphas`` (an α-history entry; default: the current α)
+        after ``epoch`` completed epochs (default: the current count)."""
         cfg = self.config
-        a = self.alphas()
-        w_n = torch.softmax(self.arch.alpha_normal.detach().float().cpu(), -1).tolist()
-        w_r = torch.softmax(self.arch.alpha_reduce.detach().float().cpu(), -1).tolist()
+        a = {k: v for k, v in (alphas or self.alphas()).items() if k != "epoch"}
+        w_n = torch.softmax(torch.tensor(a["alpha_normal"], dtype=torch.float32), -1).tolist()
+        w_r = torch.softmax(torch.tensor(a["alpha_reduce"], dtype=torch.float32), -1).tolist()
         e_n = e_r = None
         if cfg.partial_channels > 1:
             e_n = edge_normalisation(self.space, a["beta_normal"])
@@ -248,7 +288,7 @@ class _Run:
             "subset": cfg.subset,
             "seed": cfg.seed,
             "epochs": cfg.epochs,
-            "epochs_completed": self.epoch,
+            "epochs_completed": self.epoch if epoch is None else epoch,
             "order": cfg.order,
             "partial_channels": cfg.partial_channels,
             "batch_size": cfg.batch_size,
@@ -267,14 +307,24 @@ class _Run:
             normal_edges=e_n, reduce_edges=e_r, search=facts,
         )
 
-    def write_outputs(self, metrics: dict[str, Any] | None) -> Genotype:
+    def write_records(self) -> Genotype:
+        """Write every record of the completed epochs from the run's state, each file atomically.
+
+        Called after each epoch *before* its checkpoint, and again on resume: a kill (or a full
+        disk) between the two loses nothing, since the resumed run rewrites what the checkpoint
+        knows (metrics.jsonl from its rows, any missing epoch genotype from the α history).
+        """
         g = self.genotype()
         save(g, self.out / "genotype.json")
-        save(g, self.out / "genotypes" / f"epoch_{self.epoch:03d}.json")
+        for entry in self.history:
+            e = int(entry["epoch"])
+            path = self.out / "genotypes" / f"epoch_{e:03d}.json"
+            if e == self.epoch:
+                save(g, path)
+            elif not path.exists():
+                save(self.genotype(entry, epoch=e), path)
         self._write_history()
-        if metrics is not None:
-            with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(metrics) + "\n")
+        write_jsonl(self.out / "metrics.jsonl", self.metrics)
         edges = [f"{src}->{dst}" for src, dst in self.space.edges()]
         for key, cell in (("normal", "normal"), ("reduce", "reduction")):
             w = torch.softmax(getattr(self.arch, f"alpha_{key}").detach().float().cpu(), -1).tolist()
@@ -310,23 +360,18 @@ def search(
     ``reporter`` is told of every step (``advance``) and every epoch (``end``: the metrics of
     ``metrics.jsonl`` plus ``genotype``, the derived genotype in one line).
     """
-    if config.order not in ("first", "second"):
-        raise NasgalError(f"order must be 'first' or 'second', got {config.order!r}")
-    if config.partial_channels < 1:
-        raise NasgalError(f"partial channels must be at least 1, got {config.partial_channels}")
-    if config.epochs < 1:
-        raise NasgalError(f"epochs must be at least 1, got {config.epochs}")
-    if config.capture not in CAPTURE_MODES:
-        raise NasgalError(f"capture must be one of {', '.join(CAPTURE_MODES)}, got {config.capture!r}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    reporter = reporter or Reporter()
+    with run_lock(out):
+        return _search(space, dataset, config, out, restart, reporter or Reporter())
+
+
+def _search(space: SearchSpace, dataset, config: SearchConfig, out: Path, restart: bool, reporter: Reporter) -> Genotype:
     run = _Run(space, dataset, config, out, restart)
     steps = min(len(run.train_loader), len(run.val_loader))
     try:
         if run.epoch >= config.epochs:
             reporter.message(f"{out} is already complete ({config.epochs} epochs); nothing to do")
-            return run.write_outputs(None)
+            return run.write_records()
         if run.epoch > 0:
             reporter.message(f"resuming {out} after epoch {run.epoch}/{config.epochs}")
         g = None
@@ -335,16 +380,21 @@ def search(
             reporter.start("search", run.epoch, config.epochs, steps)
             m = run.train_epoch(reporter)
             m.update(run.evaluate())
-            run.epoch += 1
             if run.device.type == "cuda":
                 torch.cuda.synchronize(run.device)
-            metrics = {"epoch": run.epoch, **m, "epoch_time_s": round(time.perf_counter() - t0, 3)}
+            metrics = {"epoch": run.epoch + 1, **m, "epoch_time_s": round(time.perf_counter() - t0, 3)}
             for k in ("train_loss", "val_loss"):
                 if not math.isfinite(metrics[k]):
-                    raise NasgalError(f"epoch {run.epoch}: {k} is {metrics[k]}; the search diverged")
+                    raise NasgalError(
+                        f"epoch {run.epoch + 1}: {k} is {metrics[k]}; the search diverged "
+                        f"(the checkpoint of epoch {run.epoch} is kept)",
+                        hint="search again into another --out with other settings (e.g. a smaller batch or lr)",
+                    )
+            run.epoch += 1
             run.history.append({"epoch": run.epoch, **run.alphas()})
+            run.metrics.append(metrics)
+            g = run.write_records()  # records first: a checkpoint never runs ahead of them
             run._save_checkpoint()
-            g = run.write_outputs(metrics)
             reporter.end({**metrics, "genotype": summary(g)})
         return g
     finally:

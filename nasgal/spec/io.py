@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import SpecError
+from ..errors import NasgalError, SpecError
 from .genotype import Genotype
 from .network import Network
 
@@ -112,10 +112,14 @@ def read_json(path: str | os.PathLike) -> Any:
         raise SpecError([("", "is a directory, not a spec file")], source=str(p)) from None
     except UnicodeDecodeError as e:
         raise SpecError([("", f"not UTF-8 text ({e.reason} at byte {e.start})")], source=str(p)) from None
+    except OSError as e:
+        raise SpecError([("", f"cannot be read ({e.strerror or e})")], source=str(p)) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise SpecError([(f"line {e.lineno} column {e.colno}", f"malformed JSON: {e.msg}")], source=str(p)) from None
+    except RecursionError:
+        raise SpecError([("", "JSON nested too deeply to be a spec")], source=str(p)) from None
 
 
 def load(path: str | os.PathLike, kind: type[M] | None = None) -> Any:
@@ -145,8 +149,13 @@ def _umask() -> int:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temporary file and a rename: never a half-written file."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    if p.is_dir():
+        raise NasgalError(f"cannot write {p}: it is a directory", hint="give a file name")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    except OSError as e:
+        raise NasgalError(f"cannot write {p}: {e.strerror or e}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

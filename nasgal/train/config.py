@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..errors import NasgalError, SpecError
+from ..errors import ConfigError, NasgalError
 from ..options import Capture, Precision
 from ..spec.io import problems_of
 
@@ -18,7 +18,7 @@ from ..spec.io import problems_of
 class TrainConfig(BaseModel):
     """Everything that decides a training run besides the network and the data files."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     recipe: str = Field("paper", description="Recipe these values started from.")
     epochs: int = Field(50, ge=1, description="Training epochs.")
@@ -40,7 +40,7 @@ class TrainConfig(BaseModel):
     aux_weight: float = Field(0.0, ge=0, description="Auxiliary-head loss weight (used if the network has one).")
     val_fraction: float = Field(0.1, ge=0, lt=1, description="Part of the training set held out for validation.")
     subset: int | None = Field(None, ge=1, description="Train on this many training images (stratified), for quick runs.")
-    seed: int = Field(0, description="Seed of weights, data order and augmentation.")
+    seed: int = Field(0, ge=0, lt=2**32, description="Seed of weights, data order and augmentation.")
     device: str = Field("auto", description="'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...")
     precision: Precision = Field("fp32", description="bf16 autocast or plain fp32.")
     channels_last: bool | None = Field(
@@ -89,4 +89,4 @@ def resolve_config(recipe: str = "paper", **overrides: Any) -> TrainConfig:
     try:
         return TrainConfig(**values)
     except ValidationError as err:
-        raise SpecError(problems_of(err), source="training config") from None
+        raise ConfigError(problems_of(err), source="training settings") from None

@@ -9,6 +9,7 @@ An interrupted run continues from its last completed epoch when started again.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,21 @@ from ..errors import NasgalError
 from ..progress import Reporter
 from ..spec import Network, network_cost, spec_hash
 from .config import TrainConfig
-from .rundir import environment, load_checkpoint, open_run, read_json, resolve_device, save_checkpoint, write_json, write_jsonl
+from .rundir import (
+    environment,
+    load_checkpoint,
+    load_state,
+    open_run,
+    read_json_object,
+    resolve_device,
+    run_checkpoint,
+    run_lock,
+    run_record,
+    save_checkpoint,
+    start_run,
+    write_json,
+    write_jsonl,
+)
 from .step import TrainStep, cosine_lr, evaluate, make_optimizer, set_lr
 
 CHECKPOINT = "checkpoint.pt"
@@ -86,13 +101,21 @@ def train(
     ``init_state`` starts from these weights instead of a fresh initialisation (weight
     inheritance). ``stop_after`` ends the call after that many completed epochs in total,
     as an interruption would (for tests and time-boxed runs); run again to continue.
+    ``out_dir`` is held for this process while it runs (:func:`~nasgal.train.rundir.run_lock`).
     """
-    cfg = config
-    reporter = reporter or Reporter()
     out = Path(out_dir)
+    with run_lock(out):
+        return _train(network, dataset, config, out, data_dir, init_state, reporter or Reporter(), stop_after,
+                      download, data)
+
+
+def _train(network: Network, dataset: str, cfg: TrainConfig, out: Path, data_dir: str | None,
+           init_state: dict[str, torch.Tensor] | None, reporter: Reporter, stop_after: int | None,
+           download: bool, data: DataSplits | None) -> dict[str, Any]:
     record = _config_record(network, dataset, cfg)
-    if open_run(out, network, record, {"network_hash": "network", "dataset": "dataset"}, reporter=reporter):
-        return read_json(out / "metrics.json")
+    identity = {"network_hash": "network", "dataset": "dataset"}
+    if open_run(out, record, identity, reporter=reporter):
+        return read_json_object(out / "metrics.json", hint=f"remove {out / 'metrics.json'} to finish the run again")
 
     device = resolve_device(cfg.device)
     if cfg.threads:
@@ -118,7 +141,10 @@ def train(
     torch.manual_seed(cfg.seed)
     model = compile_network(network)
     if init_state is not None:
-        missing, unexpected = model.load_state_dict(init_state, strict=False)
+        try:
+            missing, unexpected = model.load_state_dict(init_state, strict=False)
+        except RuntimeError as e:  # tensors of another shape
+            raise NasgalError(f"initial weights do not fit {network.name}: {str(e).strip().splitlines()[-1].strip()}") from None
         if missing or unexpected:
             raise NasgalError(
                 f"initial weights do not fit {network.name}: {len(missing)} missing, {len(unexpected)} unexpected "
@@ -137,9 +163,10 @@ def train(
     elapsed = 0.0
     ckpt_path = out / CHECKPOINT
     if ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path, map_location=device)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])  # keeps the lr tensor on the device
+        ckpt = run_checkpoint(ckpt_path, "train", ("epoch", "model", "optimizer", "history"), record, identity,
+                              what="training run", map_location=device)
+        load_state(model, ckpt["model"], ckpt_path, "model")
+        load_state(optimizer, ckpt["optimizer"], ckpt_path, "optimizer state")  # keeps the lr tensor on the device
         start_epoch = int(ckpt["epoch"]) + 1
         history = list(ckpt["history"])
         elapsed = float(ckpt.get("elapsed", 0.0))
@@ -148,6 +175,7 @@ def train(
     step = TrainStep(model, optimizer, aux_weight=aux_weight, grad_clip=cfg.grad_clip,
                      precision=cfg.precision, capture=cfg.capture, device=device)
     cost = network_cost(network)
+    start_run(out, network, record)  # the run has really started: now it may write its record
     try:
         for epoch in range(start_epoch, cfg.epochs):
             if stop_after is not None and epoch >= stop_after:
@@ -164,6 +192,12 @@ def train(
                 step(x, y)
                 reporter.advance()
             train_loss, train_acc, seen = step.read_stats()
+            if not math.isfinite(train_loss):
+                raise NasgalError(
+                    f"epoch {epoch + 1}: the training loss is {train_loss}; training diverged "
+                    f"(the checkpoint of epoch {epoch} is kept)",
+                    hint="train again into another --out with a lower --lr, or with --grad-clip",
+                )
             train_time = time.perf_counter() - t0
             row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc}
             if val_loader is not None:
@@ -173,6 +207,7 @@ def train(
             elapsed += row["epoch_time_s"]
             history.append(row)
             save_checkpoint(ckpt_path, {
+                "stage": "train", "run": run_record(record),
                 "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "history": history, "elapsed": elapsed,
             })
