@@ -306,8 +306,11 @@ def test_search_run_options_capture_recompute_and_lr_schedule(tmp_path, caplog):
     with pytest.raises(NasgalError, match="checkpoint format 1") as info:
         search(space, _synthetic(), _config(epochs=3), tmp_path / "plain")
     assert "--restart" in info.value.hint
-    with pytest.raises(NasgalError, match="capture must be one of"):
-        search(space, _synthetic(), _config(capture="graph"), tmp_path / "bad")
+    from nasgal.search.run import search_config
+
+    with pytest.raises(NasgalError, match="capture") as bad:  # validated by the config model, before any run
+        search_config(epochs=2, batch_size=4, capture="graph")
+    assert "cuda-graph" in str(bad.value)
 
 
 def test_a_failed_capture_is_undone_and_the_step_runs_eagerly(caplog):

@@ -79,6 +79,9 @@ def prune_cmd(
     from ..train import load_weights
     from .train_cmds import load_network_arg
 
+    from ..train.rundir import check_out_dir
+
+    check_out_dir(out)  # before anything slow: a wrong --out fails at once
     net = load_network_arg(network)
     if keep_params is not None and keep_nodes is not None:
         raise NasgalError("give --keep-params or --keep-nodes, not both")

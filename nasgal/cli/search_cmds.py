@@ -46,6 +46,9 @@ def search_command(
     from ..search.space import load_space
     from ..spec.io import dumps
 
+    from ..train.rundir import check_out_dir
+
+    check_out_dir(out)  # before anything slow: a wrong --out fails at once
     if stem is not None and stem not in ("cifar", "stride2"):
         raise NasgalError(f"--stem must be 'cifar' or 'stride2', got {stem!r}")
     # Checked before any data is read, so a bad value fails at once.

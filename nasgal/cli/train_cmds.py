@@ -83,6 +83,9 @@ def train_cmd(
     from ..progress import default_reporter
     from ..train import load_weights, resolve_config, train
 
+    from ..train.rundir import check_out_dir
+
+    check_out_dir(out)  # before anything slow: a wrong --out fails at once
     net = load_network_arg(network)
     if resume and not (out / "checkpoint.pt").exists():
         raise NasgalError(f"--resume: {out} has no checkpoint.pt to continue", hint="drop --resume to start a new run")

@@ -1,0 +1,390 @@
+"""Faults a killed, shared or damaged run directory can meet, for search, train, prune and run.
+
+Oracle: an uninterrupted run. A run killed at any file write and resumed must leave the same
+records (metrics rows without their wall times, per-epoch genotypes, α history, final
+genotype) and no temporary files; damaged or foreign files give an error naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from datafiles import fashion_mnist_root, offline
+
+import nasgal
+from nasgal.errors import NasgalError, SpecError
+from nasgal.search.space import default_space
+from nasgal.train import resolve_config, train
+from nasgal.train.rundir import run_lock, save_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {"cells": 2, "channels": 4, "reductions": [1]}
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    offline(monkeypatch)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These tiny runs are dominated by thread start-up; one thread keeps them fast on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _synthetic(n=16, size=8, classes=3, seed=0):
+    from nasgal.data import Dataset, DatasetInfo
+
+    g = torch.Generator().manual_seed(seed)
+    info = DatasetInfo(name="synthetic", channels=1, size=(size, size), classes=classes,
+                       class_names=tuple(str(i) for i in range(classes)), mean=(0.5,), std=(0.25,))
+    images = torch.randint(0, 256, (n, 1, size, size), generator=g, dtype=torch.uint8)
+    return Dataset(images, torch.arange(n) % classes, info, "train")
+
+
+def _search(out: Path, epochs: int = 2, **kw):
+    from nasgal.search.run import SearchConfig, search
+
+    cfg = SearchConfig(epochs=epochs, batch_size=4, dataset="synthetic", seed=3, **kw)
+    return search(default_space().resized(**TINY), _synthetic(), cfg, out)
+
+
+def _records(out: Path) -> dict[str, object]:
+    """Everything a search leaves for a person, with wall times left out."""
+    rows = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    return {
+        "metrics": [{k: v for k, v in r.items() if k != "epoch_time_s"} for r in rows],
+        "genotypes": {p.name: p.read_text() for p in sorted((out / "genotypes").iterdir())},
+        "genotype": (out / "genotype.json").read_text(),
+        "alpha_history": (out / "alpha_history.json").read_text(),
+        "temporaries": sorted(p.name for p in out.rglob("*.tmp")),
+    }
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL inside the process: nothing after it runs, no handler catches it."""
+
+
+def test_search_killed_at_every_write_resumes_to_identical_records(tmp_path, monkeypatch):
+    """Kill the search before each of its file writes of epochs 1 and 2 (so also between a
+    checkpoint and the next records, and with a half-written temporary file left behind), run
+    it again, and compare every record with an uninterrupted run."""
+    import nasgal.search.run as run_mod
+
+    whole = _search(tmp_path / "whole")
+    expected = _records(tmp_path / "whole")
+    assert expected["temporaries"] == [] and len(expected["metrics"]) == 2
+
+    writers = ("save", "save_checkpoint", "write_jsonl", "atomic_write_text", "write_heatmap")
+    real = {name: getattr(run_mod, name) for name in writers}
+    counter = {"n": 0, "kill_at": None, "out": None}
+
+    def wrap(name):
+        def writer(*a, **k):
+            if counter["n"] == counter["kill_at"]:
+                # a kill in the middle of an atomic write leaves its temporary file
+                path = Path(next(x for x in a if isinstance(x, (str, os.PathLike))))
+                path.parent.mkdir(parents=True, exist_ok=True)
+                (path.parent / f".{path.name}.x1y2.tmp").write_bytes(b"half")
+                raise _Killed(name)
+            counter["n"] += 1
+            return real[name](*a, **k)
+        return writer
+
+    # Heat maps are figures, not records: a stand-in keeps the write (and its kill point) but not
+    # matplotlib's cost.
+    real["write_heatmap"] = lambda path, *a, **k: Path(path).write_bytes(b"figure")
+    for name in writers:
+        monkeypatch.setattr(run_mod, name, wrap(name))
+    counter["kill_at"] = -1
+    _search(tmp_path / "count")
+    writes = counter["n"]
+    assert writes >= 10  # the records of two epochs and two checkpoints
+
+    for k in range(writes):
+        out = tmp_path / f"kill{k}"
+        counter.update(n=0, kill_at=k)
+        with pytest.raises(_Killed):
+            _search(out)
+        counter.update(kill_at=-1)
+        resumed = _search(out)
+        assert resumed == whole, f"killed before write {k}"
+        assert _records(out) == expected, f"killed before write {k}"
+
+
+def _cli_search(out: Path, data: Path, epochs: int = 3) -> subprocess.Popen:
+    args = [str(Path(sys.executable).parent / "nasgal"), "search", "-d", "fashion_mnist", "--data-dir", str(data),
+            "--epochs", str(epochs), "--cells", "2", "--channels", "4", "--batch-size", "8", "--device", "cpu",
+            "--seed", "1", "--quiet", "--out", str(out)]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "NASGAL_NO_DOWNLOAD": "1"})
+
+
+@pytest.mark.slow
+def test_search_sigkilled_mid_run_resumes_to_identical_records(tmp_path):
+    """A real SIGKILL of `nasgal search` at points spread over the run (checkpoint writes
+    included), then the same command again: the same records as an uninterrupted run."""
+    data = fashion_mnist_root(tmp_path, n_train=96, n_test=8)
+    t0 = time.perf_counter()
+    ref = _cli_search(tmp_path / "whole", data)
+    assert ref.wait(timeout=300) == 0, ref.stderr.read().decode() if ref.stderr else ""
+    duration = time.perf_counter() - t0
+    expected = _records(tmp_path / "whole")
+    for i, frac in enumerate((0.55, 0.8)):
+        out = tmp_path / f"killed{i}"
+        proc = _cli_search(out, data)
+        time.sleep(duration * frac)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        again = _cli_search(out, data)
+        assert again.wait(timeout=300) == 0, again.stderr.read().decode() if again.stderr else ""
+        assert _records(out) == expected
+
+
+# Damaged or foreign files -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def good_search_checkpoint(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("good")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _search(out, epochs=1)
+    finally:
+        torch.set_num_threads(before)
+    return out / "checkpoint.pt"
+
+
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        ("truncate", "cannot read checkpoint"),
+        ("empty", "cannot read checkpoint"),
+        ("list", "is not a nasgal checkpoint"),
+        ("train", "is the checkpoint of a train run, not of a search run"),
+        ("format", "checkpoint format 2"),
+        ("no-model", "no model"),
+        ("other-net", "its supernet weights does not fit this run"),
+        ("config", "its run records are unreadable"),
+    ],
+)
+def test_search_refuses_a_damaged_or_foreign_checkpoint_with_a_hint(tmp_path, good_search_checkpoint, damage, words):
+    good = good_search_checkpoint
+    out = tmp_path / "run"
+    out.mkdir()
+    ck = torch.load(good, weights_only=True)
+    if damage == "truncate":
+        (out / "checkpoint.pt").write_bytes(good.read_bytes()[:1000])
+    elif damage == "empty":
+        (out / "checkpoint.pt").write_bytes(b"")
+    elif damage == "list":
+        torch.save([1, 2], out / "checkpoint.pt")
+    elif damage == "train":
+        torch.save({"stage": "train", "epoch": 0, "model": {}}, out / "checkpoint.pt")
+    elif damage == "format":
+        torch.save({**ck, "format": 2}, out / "checkpoint.pt")
+    elif damage == "no-model":
+        torch.save({k: v for k, v in ck.items() if k != "model"}, out / "checkpoint.pt")
+    elif damage == "other-net":
+        torch.save({**ck, "model": {"stem.0.weight": torch.zeros(1)}}, out / "checkpoint.pt")
+    elif damage == "config":
+        torch.save({**ck, "config": "{not json"}, out / "checkpoint.pt")
+    with pytest.raises(NasgalError, match=words) as err:
+        _search(out, epochs=1)
+    assert "--restart" in (err.value.hint or "")
+
+
+def test_search_rewrites_garbled_records_from_its_checkpoint(tmp_path, good_search_checkpoint):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(good_search_checkpoint.parent, out)
+    expected = _records(out)
+    (out / "metrics.jsonl").write_bytes(b"\xff\xfe garbage {\n")
+    (out / "genotypes" / "epoch_001.json").unlink()
+    _search(out, epochs=1)  # complete: rewrites what the checkpoint knows
+    assert _records(out) == expected
+
+
+def test_search_restart_forgets_the_old_run(tmp_path):
+    from nasgal.search.run import SearchConfig, search
+
+    out = tmp_path / "run"
+    _search(out, epochs=2)
+    cfg = SearchConfig(epochs=1, batch_size=4, dataset="synthetic", seed=5)
+    search(default_space().resized(**TINY), _synthetic(), cfg, out, restart=True)
+    assert sorted(p.name for p in (out / "genotypes").iterdir()) == ["epoch_001.json"]
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+# Train: identity, locks, temporaries, divergence ------------------------------------------------
+@pytest.fixture
+def data_dir(tmp_path) -> Path:
+    return fashion_mnist_root(tmp_path, n_train=96, n_test=16)
+
+
+def _net():
+    return nasgal.stack(nasgal.load(ROOT / "genotypes" / "darts_v2.json"), cells=3, channels=4, classes=10,
+                        in_channels=1, input_size=28)
+
+
+def _cfg(**kw):
+    return resolve_config("paper", **{"epochs": 2, "batch_size": 32, "device": "cpu", **kw})
+
+
+def test_resume_without_config_json_still_refuses_other_settings(tmp_path, data_dir):
+    out = tmp_path / "run"
+    train(_net(), dataset="fashion_mnist", config=_cfg(lr=0.01), out_dir=out, data_dir=data_dir, stop_after=1)
+    (out / "config.json").unlink()
+    with pytest.raises(NasgalError, match=r"other settings \(lr: 0.01 -> 0.05\)") as err:
+        train(_net(), dataset="fashion_mnist", config=_cfg(lr=0.05), out_dir=out, data_dir=data_dir)
+    assert "checkpoint.pt" in str(err.value)
+    assert not (out / "config.json").exists()  # nothing rewritten by the refused run
+    res = train(_net(), dataset="fashion_mnist", config=_cfg(lr=0.01), out_dir=out, data_dir=data_dir)
+    assert res["epochs"] == 2
+
+
+def test_a_second_writer_is_refused_and_the_lock_dies_with_its_process(tmp_path, data_dir):
+    out = tmp_path / "run"
+    with run_lock(out):
+        with pytest.raises(NasgalError, match=f"{out} is in use: another nasgal process \\(pid {os.getpid()}\\)"):
+            train(_net(), dataset="fashion_mnist", config=_cfg(), out_dir=out, data_dir=data_dir)
+        net = tmp_path / "net.json"
+        nasgal.save(_net(), net)
+        res = subprocess.run([str(Path(sys.executable).parent / "nasgal"), "train", str(net), "-d", "fashion_mnist",
+                              "--data-dir", str(data_dir), "-o", str(out)], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 1 and "is in use" in res.stderr and "Traceback" not in res.stderr
+    # a holder that was SIGKILLed leaves the lock file, but not the lock
+    holder = subprocess.Popen([sys.executable, "-c",
+                               "import sys, time; from pathlib import Path; from nasgal.train.rundir import run_lock\n"
+                               f"with run_lock(Path({str(out)!r})):\n    print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with pytest.raises(NasgalError, match="in use"):
+        train(_net(), dataset="fashion_mnist", config=_cfg(epochs=1), out_dir=out, data_dir=data_dir)
+    holder.kill()
+    holder.wait(timeout=30)
+    assert train(_net(), dataset="fashion_mnist", config=_cfg(epochs=1), out_dir=out, data_dir=data_dir)["epochs"] == 1
+
+
+def test_stray_temporaries_are_removed_on_resume(tmp_path, data_dir):
+    out = tmp_path / "run"
+    train(_net(), dataset="fashion_mnist", config=_cfg(), out_dir=out, data_dir=data_dir, stop_after=1)
+    strays = [out / ".checkpoint.pt.abc123.tmp", out / ".metrics.jsonl.def456.tmp"]
+    for p in strays:
+        p.write_bytes(b"half")
+    train(_net(), dataset="fashion_mnist", config=_cfg(), out_dir=out, data_dir=data_dir)
+    assert not any(p.exists() for p in strays)
+    assert list(out.rglob("*.tmp")) == []
+
+
+def test_a_failed_start_leaves_no_record_behind(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(NasgalError):
+        train(_net(), dataset="no_such_dataset", config=_cfg(), out_dir=out)
+    assert not (out / "config.json").exists() and not (out / "network.json").exists()
+
+
+def test_training_stops_on_a_non_finite_loss_and_keeps_json_valid(tmp_path, data_dir, monkeypatch):
+    from nasgal.train.step import TrainStep
+
+    real = TrainStep.read_stats
+    calls = {"n": 0}
+
+    def diverging(self):
+        loss, acc, seen = real(self)
+        calls["n"] += 1
+        return (float("nan") if calls["n"] == 2 else loss), acc, seen
+
+    monkeypatch.setattr(TrainStep, "read_stats", diverging)
+    out = tmp_path / "run"
+    with pytest.raises(NasgalError, match=r"epoch 2: the training loss is nan; training diverged") as err:
+        train(_net(), dataset="fashion_mnist", config=_cfg(epochs=3), out_dir=out, data_dir=data_dir)
+    assert "--lr" in (err.value.hint or "")
+    rows = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1]
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 0
+    assert not (out / "metrics.json").exists()
+
+
+def test_json_records_never_hold_nan_or_infinity(tmp_path):
+    from nasgal.train.rundir import write_json, write_jsonl
+
+    write_json(tmp_path / "a.json", {"x": float("nan"), "y": [float("inf"), 1.0]})
+    write_jsonl(tmp_path / "b.jsonl", [{"x": float("-inf")}])
+    assert json.loads((tmp_path / "a.json").read_text()) == {"x": None, "y": [None, 1.0]}
+    assert json.loads((tmp_path / "b.jsonl").read_text()) == {"x": None}
+
+
+@pytest.mark.parametrize(
+    "name, content, words",
+    [
+        ("config.json", b"\xff\xfe{}", "is not UTF-8 text"),
+        ("config.json", b"[1, 2]", "holds a JSON list, not an object"),
+        ("config.json", b'{"dataset": "fashion_mnist"', "is not valid JSON"),
+    ],
+)
+def test_damaged_run_records_are_named(tmp_path, data_dir, name, content, words):
+    out = tmp_path / "run"
+    train(_net(), dataset="fashion_mnist", config=_cfg(epochs=1), out_dir=out, data_dir=data_dir, stop_after=1)
+    (out / name).write_bytes(content)
+    with pytest.raises(NasgalError, match=words) as err:
+        train(_net(), dataset="fashion_mnist", config=_cfg(epochs=1), out_dir=out, data_dir=data_dir)
+    assert str(out / name) in str(err.value)
+
+
+def test_a_list_valued_metrics_json_is_named(tmp_path, data_dir):
+    out = tmp_path / "run"
+    train(_net(), dataset="fashion_mnist", config=_cfg(epochs=1), out_dir=out, data_dir=data_dir)
+    (out / "metrics.json").write_text("[]")
+    with pytest.raises(NasgalError, match="metrics.json holds a JSON list, not an object"):
+        train(_net(), dataset="fashion_mnist", config=_cfg(epochs=1), out_dir=out, data_dir=data_dir)
+
+
+@pytest.mark.parametrize("stage", ["search", "prune"])
+def test_train_refuses_the_checkpoint_of_another_stage(tmp_path, data_dir, stage):
+    out = tmp_path / "run"
+    save_checkpoint(out / "checkpoint.pt", {"stage": stage, "epoch": 0, "generator": {}})
+    with pytest.raises(NasgalError, match=f"checkpoint of a {stage} run, not of a train run"):
+        train(_net(), dataset="fashion_mnist", config=_cfg(epochs=1), out_dir=out, data_dir=data_dir)
+
+
+def test_train_refuses_the_checkpoint_of_another_network(tmp_path, data_dir):
+    out = tmp_path / "run"
+    train(_net(), dataset="fashion_mnist", config=_cfg(epochs=2), out_dir=out, data_dir=data_dir, stop_after=1)
+    ck = torch.load(out / "checkpoint.pt", weights_only=True)
+    del ck["run"]  # an older checkpoint without the run record: the weights themselves must not fit
+    ck["model"] = {k: v[:1] if v.dim() else v for k, v in ck["model"].items()}
+    torch.save(ck, out / "checkpoint.pt")
+    with pytest.raises(NasgalError, match="its model does not fit this run"):
+        train(_net(), dataset="fashion_mnist", config=_cfg(epochs=2), out_dir=out, data_dir=data_dir)
+
+
+# Experiments ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["../escape", "/abs/path", "a/b", "..", ".", "", "x" * 200])
+def test_experiment_names_stay_inside_runs(name):
+    from nasgal.experiment import parse_experiment
+
+    with pytest.raises(SpecError) as err:
+        parse_experiment({"name": name, "dataset": "fashion_mnist"})
+    assert any(loc == "name" for loc, _ in err.value.problems)
+
+
+def test_experiment_seed_counts_are_bounded():
+    from nasgal.experiment import parse_experiment
+
+    for bad in (0, -2, 99999999999999999999):
+        with pytest.raises(SpecError, match="seeds"):
+            parse_experiment({"name": "x", "dataset": "fashion_mnist", "seeds": bad})
+    with pytest.raises(SpecError, match="seed"):
+        parse_experiment({"name": "x", "dataset": "fashion_mnist", "seed": 2**40})
