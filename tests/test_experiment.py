@@ -109,6 +109,14 @@ def test_config_errors_are_clear(tmp_path, data_dir, change, message):
     assert message in str(err.value)
 
 
+def test_prune_section_takes_the_papers_gal_terms(tmp_path, data_dir):
+    from nasgal.prune import resolve_prune_config
+
+    exp = parse_experiment(tiny(data_dir, tmp_path / "x", prune={"critic_weight_decay": 0.0, "noise_dropout": 0.3}))
+    cfg = resolve_prune_config(**exp.prune)
+    assert cfg.critic_weight_decay == 0.0 and cfg.noise_dropout == 0.3
+
+
 def test_cli_run_errors(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\ndataset = "fashion_mnist"\n[network\n')

@@ -15,6 +15,13 @@ from ..options import Precision
 from ..spec.io import problems_of
 
 
+#: The paper's regularisers and noise (DARTS-GAL §3.3-3.4, after GAL): it names R(W_D) and the
+#: noise z but gives neither a form nor a size. R(W_D) takes the form and size of R(W_G) (L2
+#: weight decay, 3e-4); z is dropout on the generator's input (docs/pruning.md has the measurement).
+CRITIC_WEIGHT_DECAY = 3e-4
+NOISE_DROPOUT = 0.1
+
+
 class PruneConfig(BaseModel):
     """Everything that decides a GAL pruning run besides the network, its weights and the data."""
 
@@ -48,8 +55,18 @@ class PruneConfig(BaseModel):
         100, ge=1, description="Restart FISTA's momentum every this many iterations (keeps steps bounded)."
     )
     threshold: float = Field(0.0, ge=0, description="A node is removed when its final mask is at or below this.")
+    noise_dropout: float = Field(
+        NOISE_DROPOUT, ge=0, lt=1,
+        description="The paper's noise z as dropout on the generator's input images during GAL iterations: "
+        "this rate of pixels zeroed, the rest scaled by 1/(1 − rate), a fresh draw per iteration; the teacher "
+        "sees the clean images (0: off).",
+    )
     # Critic.
     critic_steps: int = Field(5, ge=1, description="Critic steps per generator step (WGAN's n_critic).")
+    critic_weight_decay: float = Field(
+        CRITIC_WEIGHT_DECAY, ge=0,
+        description="L2 weight decay of the critic's weights, the paper's R(W_D) (0: off).",
+    )
     critic_lr: float | None = Field(
         None, gt=0, description="Critic learning rate (None: 5e-5 RMSprop with clipping, 1e-4 Adam with GP)."
     )
