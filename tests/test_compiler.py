@@ -244,3 +244,29 @@ def test_aux_pool_is_the_references_where_defined_and_adaptive_elsewhere(size, r
         ref = ReferenceStyleAuxHead(6, 10)
         with pytest.raises(RuntimeError):
             ref(torch.randn(2, 6, *size))
+
+
+def test_a_genotype_that_never_reads_c_k2_counts_only_the_layers_it_uses():
+    """The reference DARTS cell builds its c_{k-2} preprocessing whether or not an edge reads
+    it; nasgal builds (and counts) only what the forward pass uses."""
+    from nasgal.spec import Genotype, plan_network
+
+    def rewired(extra_edge: bool) -> Genotype:
+        data = genotype("darts_v2").model_dump(mode="json", by_alias=True)
+        for cell in data["cells"].values():
+            for e in cell["edges"]:
+                if e["src"] == "c_{k-2}":
+                    e["src"] = "c_{k-1}"
+            if extra_edge:  # a parameter-free reader of c_{k-2}: its preprocessing is then built
+                cell["edges"].append({"src": "c_{k-2}", "dst": cell["nodes"][0], "op": "max_pool_3x3"})
+        return Genotype.model_validate(data)
+
+    kw = dict(cells=5, channels=16, classes=10, in_channels=1, input_size=28)
+    net = stack(rewired(False), **kw)
+    model = compile_network(net)
+    assert all(cell.pre0 is None for cell in model.cells.values())
+    assert nasgal.count_params(net) == n_params(model) == 107_690
+    # What the reference counts: the same network plus one preprocess layer per cell,
+    # C_{k-2}·C + 2C parameters each (ReLU-conv-BN, or FactorizedReduce after a reduction).
+    unused = sum(cp.c_in[0] * cp.c + 2 * cp.c for cp in plan_network(net).cells)
+    assert nasgal.count_params(net) + unused == nasgal.count_params(stack(rewired(True), **kw)) == 128_842
