@@ -63,7 +63,7 @@ def prune_cmd(
     critic_weight_decay: Annotated[Optional[float], typer.Option(
         help="L2 weight decay of the critic, the paper's R(W_D) (default 3e-4; 0: off).")] = None,
     noise_dropout: Annotated[Optional[float], typer.Option(
-        help="The paper's noise z: dropout rate on the generator's input images (default 0.1; 0: off).")] = None,
+        help="The paper's noise z: dropout rate on the generator's input images (default 0: off).")] = None,
     keep_params: Annotated[Optional[float], typer.Option(help="Keep at most this fraction of the parameters.")] = None,
     keep_nodes: Annotated[Optional[float], typer.Option(help="Keep this fraction of the nodes (within one node).")] = None,
     threshold: Annotated[Optional[float], typer.Option(help="Remove a node when its mask is at or below this (default 0).")] = None,
