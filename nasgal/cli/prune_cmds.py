@@ -91,7 +91,8 @@ def prune_cmd(
         raise NasgalError(f"--weights: {weights} does not exist", hint="pass a `nasgal train` run directory or checkpoint")
     cfg = resolve_prune_config(
         epochs=epochs, batch_size=batch_size, lr=lr, lam=lam, mu=mu, mask_lr=mask_lr, critic_steps=critic_steps,
-        gp=gp, bn=bn, critic_weight_decay=critic_weight_decay, noise_dropout=noise_dropout, keep_params=keep_params, keep_nodes=keep_nodes, threshold=threshold, subset=subset,
+        gp=gp, bn=bn, critic_weight_decay=critic_weight_decay, noise_dropout=noise_dropout,
+        keep_params=keep_params, keep_nodes=keep_nodes, threshold=threshold, subset=subset,
         seed=seed, device=device, precision=precision, threads=threads,
     )
     if clip is not None:

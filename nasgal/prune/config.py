@@ -47,6 +47,12 @@ class PruneConfig(BaseModel):
     # Objective.
     lam: float = Field(0.02, ge=0, description="Strength λ of the L1 penalty on the node masks.")
     mu: float = Field(1.0, ge=0, description="Weight μ of the data loss (1/2n)·Σ‖p_T − p_G‖² in the generator loss.")
+    noise_dropout: float = Field(
+        NOISE_DROPOUT, ge=0, lt=1,
+        description="The paper's noise z as dropout on the generator's input images during GAL iterations: "
+        "this rate of pixels zeroed, the rest scaled by 1/(1 − rate), a fresh draw per iteration; the teacher "
+        "sees the clean images (0: off).",
+    )
     # Masks: proximal gradient (FISTA) with their own step size and restarts.
     mask_lr: float = Field(0.01, gt=0, description="Step size of the proximal (FISTA) mask updates.")
     lam_warmup: int = Field(
@@ -56,12 +62,6 @@ class PruneConfig(BaseModel):
         100, ge=1, description="Restart FISTA's momentum every this many iterations (keeps steps bounded)."
     )
     threshold: float = Field(0.0, ge=0, description="A node is removed when its final mask is at or below this.")
-    noise_dropout: float = Field(
-        NOISE_DROPOUT, ge=0, lt=1,
-        description="The paper's noise z as dropout on the generator's input images during GAL iterations: "
-        "this rate of pixels zeroed, the rest scaled by 1/(1 − rate), a fresh draw per iteration; the teacher "
-        "sees the clean images (0: off).",
-    )
     # Critic.
     critic_steps: int = Field(5, ge=1, description="Critic steps per generator step (WGAN's n_critic).")
     critic_weight_decay: float = Field(
