@@ -179,3 +179,94 @@ def test_forward_has_no_graph_breaks():
         model.drop_path_prob = 0.1
         logits, aux = compiled(x)
         assert logits.shape == aux.shape == (2, 10)
+
+
+# The auxiliary head ----------------------------------------------------------------------
+class ReferenceStyleAuxHead(torch.nn.Module):
+    """The reference DARTS CIFAR auxiliary head, written out as that code lays it out (for an
+    8x8 input): ReLU, 5x5 average pool at stride 3 without padding, 1x1 conv to 128, BN, ReLU,
+    2x2 conv to 768, BN, ReLU, then a linear classifier on the flattened 768 features."""
+
+    def __init__(self, c_in: int, classes: int):
+        super().__init__()
+        self.features = torch.nn.Sequential(
+            torch.nn.ReLU(inplace=False),
+            torch.nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False),
+            torch.nn.Conv2d(c_in, 128, 1, bias=False),
+            torch.nn.BatchNorm2d(128),
+            torch.nn.ReLU(inplace=True),
+            torch.nn.Conv2d(128, 768, 2, bias=False),
+            torch.nn.BatchNorm2d(768),
+            torch.nn.ReLU(inplace=True),
+        )
+        self.classifier = torch.nn.Linear(768, classes)
+
+    def forward(self, x):
+        x = self.features(x)
+        return self.classifier(x.view(x.size(0), -1))
+
+
+def test_aux_head_equals_the_reference_head_on_a_cifar_size_network():
+    torch.manual_seed(0)
+    net = stack(genotype("darts_v2"), cells=8, channels=8, classes=10, in_channels=3, input_size=32,
+                auxiliary=True)
+    model = compile_network(net).double().train()
+    pos = net.auxiliary.position
+    assert model.plan.aux[1] == (8, 8)
+    seen = {}
+    model.cells[str(pos)].register_forward_hook(lambda m, i, out: seen.setdefault("x", out))
+    ref = ReferenceStyleAuxHead(model.plan.aux[0], 10).double().train()
+    ref.load_state_dict(model.aux_head.state_dict())  # shared weights (and BN statistics)
+    x = torch.randn(4, 3, 32, 32, dtype=torch.float64)
+    _, aux = model(x)
+    expected = ref(seen["x"])
+    assert (aux - expected).abs().max().item() == 0.0
+    # The size-agnostic pool the head used before (adaptive, 2x2) computes another function here.
+    adaptive = ReferenceStyleAuxHead(model.plan.aux[0], 10).double().train()
+    adaptive.features[1] = torch.nn.AdaptiveAvgPool2d(2)
+    adaptive.load_state_dict(model.aux_head.state_dict())
+    assert (adaptive(seen["x"]) - expected).abs().max().item() > 1e-3
+    # In eval mode (running statistics) they agree too.
+    model.eval(), ref.eval()
+    assert torch.equal(model.aux_head(seen["x"]), ref(seen["x"]))
+
+
+@pytest.mark.parametrize("size,reference", [((8, 8), True), ((9, 10), True), ((10, 8), True),
+                                            ((7, 7), False), ((11, 11), False), ((8, 14), False)])
+def test_aux_pool_is_the_references_where_defined_and_adaptive_elsewhere(size, reference):
+    from nasgal.compiler.network import AuxiliaryHead
+
+    head = AuxiliaryHead(6, 10, size)
+    pool = head.features[1]
+    assert isinstance(pool, torch.nn.AvgPool2d if reference else torch.nn.AdaptiveAvgPool2d)
+    assert head(torch.randn(2, 6, *size)).shape == (2, 10)
+    if not reference and min(size) >= 5:  # the reference head cannot run there: no 1x1 map
+        ref = ReferenceStyleAuxHead(6, 10)
+        with pytest.raises(RuntimeError):
+            ref(torch.randn(2, 6, *size))
+
+
+def test_a_genotype_that_never_reads_c_k2_counts_only_the_layers_it_uses():
+    """The reference DARTS cell builds its c_{k-2} preprocessing whether or not an edge reads
+    it; nasgal builds (and counts) only what the forward pass uses."""
+    from nasgal.spec import Genotype, plan_network
+
+    def rewired(extra_edge: bool) -> Genotype:
+        data = genotype("darts_v2").model_dump(mode="json", by_alias=True)
+        for cell in data["cells"].values():
+            for e in cell["edges"]:
+                if e["src"] == "c_{k-2}":
+                    e["src"] = "c_{k-1}"
+            if extra_edge:  # a parameter-free reader of c_{k-2}: its preprocessing is then built
+                cell["edges"].append({"src": "c_{k-2}", "dst": cell["nodes"][0], "op": "max_pool_3x3"})
+        return Genotype.model_validate(data)
+
+    kw = dict(cells=5, channels=16, classes=10, in_channels=1, input_size=28)
+    net = stack(rewired(False), **kw)
+    model = compile_network(net)
+    assert all(cell.pre0 is None for cell in model.cells.values())
+    assert nasgal.count_params(net) == n_params(model) == 107_690
+    # What the reference counts: the same network plus one preprocess layer per cell,
+    # C_{k-2}·C + 2C parameters each (ReLU-conv-BN, or FactorizedReduce after a reduction).
+    unused = sum(cp.c_in[0] * cp.c + 2 * cp.c for cp in plan_network(net).cells)
+    assert nasgal.count_params(net) + unused == nasgal.count_params(stack(rewired(True), **kw)) == 128_842

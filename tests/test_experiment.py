@@ -11,6 +11,7 @@ import nasgal
 from nasgal.cli.main import main
 from nasgal.errors import SpecError
 from nasgal.experiment import Interrupted, load_experiment, parse_experiment, run_experiment
+from nasgal.spec.library import resolve_spec_path
 
 from datafiles import fashion_mnist_root, offline
 
@@ -56,6 +57,10 @@ def test_tiny_experiment_runs_every_stage_and_reports(tmp_path, data_dir):
     assert json.loads((out / "seed0/retrain/metrics.json").read_text())["params"] == nasgal.count_params(pruned)
     report = (out / "report.md").read_text()
     assert "| DARTS (baseline) |" in report and "92.33 / 0.13M" in report and "92.50 / 0.10M" in report
+    # the paper column states the paper's two 5-cell layouts
+    assert "92.33 / 0.13M † (reductions 1, 3: 128,842; 1, 2: 189,162)" in report
+    assert "92.50 / 0.10M † (reductions 1, 3: 49,338; 1, 2: 104,570)" in report
+    assert "† The paper contradicts itself on its 5-cell layout" in report
     assert "## Kept nodes per cell" in report and "| 1 | normal |" in report
     assert "## Wall time per stage" in report and "| search |" in report
     assert "<table>" in (out / "report.html").read_text()
@@ -109,6 +114,14 @@ def test_config_errors_are_clear(tmp_path, data_dir, change, message):
     assert message in str(err.value)
 
 
+def test_prune_section_takes_the_papers_gal_terms(tmp_path, data_dir):
+    from nasgal.prune import resolve_prune_config
+
+    exp = parse_experiment(tiny(data_dir, tmp_path / "x", prune={"critic_weight_decay": 0.0, "noise_dropout": 0.3}))
+    cfg = resolve_prune_config(**exp.prune)
+    assert cfg.critic_weight_decay == 0.0 and cfg.noise_dropout == 0.3
+
+
 def test_cli_run_errors(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\ndataset = "fashion_mnist"\n[network\n')
@@ -132,3 +145,41 @@ def test_shipped_examples_are_valid():
     for p in root.glob("*.toml"):
         exp = load_experiment(p)
         assert exp.name == p.stem
+
+
+def test_the_papers_two_5_cell_layouts_are_exact_counts():
+    from nasgal.experiment import paper_tables
+
+    tables = paper_tables()
+    layouts = {k: v for k, v in tables["layout_5_cells"].items() if not k.startswith("_")}
+    assert set(layouts) == {"fashion_mnist", "mnist"}
+    genotype = nasgal.load(resolve_spec_path("darts_v2"))
+    for row, layout in layouts.items():
+        kept = tables["kept_nodes"][row]
+        # the text's layout is the one the paper labels (cells numbered from 1)
+        labelled = tables["setup"][row]["reduction_cells_as_labelled"]
+        assert layout["text_table1"]["reductions"] == [c - 1 for c in labelled]
+        for key in ("text_table1", "table2_fit"):
+            net = nasgal.stack(genotype, cells=5, channels=16, classes=10, in_channels=1, input_size=28,
+                               reductions=layout[key]["reductions"])
+            assert nasgal.count_params(net) == layout[key]["params"]
+            assert nasgal.count_params(net.with_kept_nodes(kept)) == layout[key]["pruned_params"]
+        # Table 2's DARTS count (0.13M) fits positions 1 and 3, not the text's 1 and 2
+        assert round(layout["table2_fit"]["params"] / 1e6, 2) == tables["results"][row]["DARTS"][1]
+        assert round(layout["text_table1"]["params"] / 1e6, 2) != tables["results"][row]["DARTS"][1]
+
+
+@pytest.mark.parametrize("name", ["fashion_mnist_paper", "mnist_paper", "fashion_mnist_cpu"])
+def test_paper_presets_take_the_other_layout_with_one_line(name):
+    import tomllib
+
+    text = (Path(__file__).resolve().parents[1] / "examples" / f"{name}.toml").read_text()
+    (line,) = [ln for ln in text.splitlines() if ln.startswith("reductions")]
+    assert line.startswith("reductions = [1, 3]") and "[1, 2]" in line  # the comment names the other one
+    other = text.replace(line, "reductions = [1, 2]")
+    assert sum(a != b for a, b in zip(text.splitlines(), other.splitlines())) == 1
+    for toml, params in ((text, 128_842), (other, 189_162)):
+        n = parse_experiment(tomllib.loads(toml)).network
+        net = nasgal.stack(nasgal.load(resolve_spec_path(n.genotype)), cells=n.cells, channels=n.channels, classes=10, in_channels=1,
+                           input_size=28, reductions=n.reductions)
+        assert nasgal.count_params(net) == params

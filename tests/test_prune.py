@@ -174,6 +174,56 @@ def test_generator_starts_equal_to_the_teacher_in_eval_mode():
     assert torch.equal(step.real(x), torch.softmax(gen(x), 1))
 
 
+def test_noise_z_is_dropout_on_the_generator_input_only():
+    net = tiny_network()
+    step, gen, gates, _ = gal_parts(net)
+    seen: dict[str, list[torch.Tensor]] = {"g": [], "t": []}
+    gen.register_forward_pre_hook(lambda m, args: seen["g"].append(args[0]))
+    step.teacher.register_forward_pre_hook(lambda m, args: seen["t"].append(args[0]))
+    torch.manual_seed(0)
+    x = torch.randn(8, 1, 28, 28)
+    step(x, lam=0.0)  # noise 0 (GALStep's default): the generator sees the batch itself
+    assert seen["g"][-1] is x
+    step.noise = 0.5
+    step(x, lam=0.0)
+    g, t = seen["g"][-1], seen["t"][-1]
+    assert torch.equal(t, x)  # the teacher's "real" samples come from the clean batch
+    dropped = g == 0
+    assert 0.4 < dropped.float().mean().item() < 0.6
+    torch.testing.assert_close(g[~dropped], x[~dropped] / 0.5)  # inverted dropout
+    step(x, lam=0.0)
+    assert not torch.equal(seen["g"][-1], g)  # a fresh draw per iteration
+    step.train_generator = False  # critic-only iterations: no generator update, no noise
+    step(x, lam=0.0)
+    assert seen["g"][-1] is x
+
+
+def test_paper_terms_are_options_with_documented_defaults():
+    from nasgal.prune.config import CRITIC_WEIGHT_DECAY, NOISE_DROPOUT
+
+    cfg = PruneConfig()
+    assert cfg.critic_weight_decay == CRITIC_WEIGHT_DECAY == cfg.weight_decay  # R(W_D) on, sized as R(W_G)
+    assert cfg.noise_dropout == NOISE_DROPOUT == 0  # z off by default: the measurement in docs/pruning.md
+    assert {"critic_weight_decay", "noise_dropout"} <= cfg.record().keys()
+    changed = resolve_prune_config(critic_weight_decay=0, noise_dropout=0.1)
+    assert changed.critic_weight_decay == 0 and changed.noise_dropout == 0.1
+    for bad in ({"noise_dropout": 1.0}, {"noise_dropout": -0.1}, {"critic_weight_decay": -1}):
+        with pytest.raises(NasgalError):
+            resolve_prune_config(**bad)
+
+
+def test_critic_weight_decay_and_noise_reach_the_run(tmp_path, data_dir):
+    pruned, _ = run_prune(tmp_path, data_dir, epochs=1, critic_weight_decay=0.5, noise_dropout=0.2, gp=10.0,
+                          clip=None)
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert ckpt["opt_d"]["param_groups"][0]["weight_decay"] == 0.5  # Adam with GP
+    assert pruned.pruning.params["critic_weight_decay"] == 0.5 and pruned.pruning.params["noise_dropout"] == 0.2
+    pruned, _ = run_prune(tmp_path, data_dir, name="clip", epochs=1, critic_weight_decay=0.0, noise_dropout=0.0)
+    ckpt = load_checkpoint(tmp_path / "clip" / "checkpoint.pt")
+    assert ckpt["opt_d"]["param_groups"][0]["weight_decay"] == 0.0  # RMSprop with clipping
+    assert pruned.pruning.params["noise_dropout"] == 0.0
+
+
 # Node selection ----------------------------------------------------------------------------------
 def _random_masks(net, seed):
     g = torch.Generator().manual_seed(seed)
@@ -402,10 +452,13 @@ def teacher_files(tmp_path):
 def test_cli_prune_prints_table_and_json(tmp_path, data_dir, teacher_files, capsys):
     net, run = teacher_files
     base = ["prune", net, "--weights", run, "--dataset", "fashion_mnist", "--data-dir", data_dir, "--epochs", "1",
-            "--batch-size", "20", "--device", "cpu", "--keep-nodes", "0.5"]
+            "--batch-size", "20", "--device", "cpu", "--keep-nodes", "0.5", "--critic-weight-decay", "0.001",
+            "--noise-dropout", "0.2"]
     code, out, err = _cli(capsys, *base, "--out", tmp_path / "p", "--json")
     assert code == 0, err
     res = json.loads(out)
+    params = nasgal.load(tmp_path / "p" / "pruned.json").pruning.params
+    assert params["critic_weight_decay"] == 0.001 and params["noise_dropout"] == 0.2
     assert abs(res["nodes_after"] - 6) <= 1 and (tmp_path / "p" / "pruned.json").exists()
     assert "prune epoch 1/1" in err
     code, out, err = _cli(capsys, *base, "--out", tmp_path / "p")  # complete: prints the table again

@@ -60,6 +60,10 @@ def prune_cmd(
     clip: Annotated[Optional[float], typer.Option(help="Critic weight clipping (0: off).")] = None,
     gp: Annotated[Optional[float], typer.Option(help="Gradient-penalty weight (0: off).")] = None,
     bn: Annotated[Optional[str], typer.Option(help="Generator BatchNorm: eval (teacher statistics) or train.")] = None,
+    critic_weight_decay: Annotated[Optional[float], typer.Option(
+        help="L2 weight decay of the critic, the paper's R(W_D) (default 3e-4; 0: off).")] = None,
+    noise_dropout: Annotated[Optional[float], typer.Option(
+        help="The paper's noise z: dropout rate on the generator's input images (default 0: off).")] = None,
     keep_params: Annotated[Optional[float], typer.Option(help="Keep at most this fraction of the parameters.")] = None,
     keep_nodes: Annotated[Optional[float], typer.Option(help="Keep this fraction of the nodes (within one node).")] = None,
     threshold: Annotated[Optional[float], typer.Option(help="Remove a node when its mask is at or below this (default 0).")] = None,
@@ -90,7 +94,8 @@ def prune_cmd(
         raise NasgalError(f"--weights: {weights} does not exist", hint="pass a `nasgal train` run directory or checkpoint")
     cfg = resolve_prune_config(
         epochs=epochs, batch_size=batch_size, lr=lr, lam=lam, mu=mu, mask_lr=mask_lr, critic_steps=critic_steps,
-        gp=gp, bn=bn, keep_params=keep_params, keep_nodes=keep_nodes, threshold=threshold, subset=subset,
+        gp=gp, bn=bn, critic_weight_decay=critic_weight_decay, noise_dropout=noise_dropout,
+        keep_params=keep_params, keep_nodes=keep_nodes, threshold=threshold, subset=subset,
         seed=seed, device=device, precision=precision, threads=threads,
     )
     if clip is not None:

@@ -112,18 +112,37 @@ class CompiledCell(nn.Module):
         return torch.cat([states[i] for i in self._concat], dim=1)
 
 
-class AuxiliaryHead(nn.Module):
-    """Auxiliary classifier, size-agnostic (adaptive pool to 2x2 where DARTS assumes 8x8 input)."""
+#: Input sides (pixels) on which the reference DARTS head's pooling, AvgPool2d(5, stride 3),
+#: gives the 2x2 map its 2x2 convolution reduces to one 768-vector: 8, 9 and 10.
+REFERENCE_AUX_SIDES = range(8, 11)
 
-    def __init__(self, c_in: int, classes: int):
+
+def aux_pool(size: tuple[int, int]) -> nn.Module:
+    """The auxiliary head's pooling for an input of ``size`` (H, W).
+
+    Where the reference DARTS CIFAR head is defined (both sides 8-10 px, the 8x8 map of every
+    32 px network) this is its own pooling, 5x5 windows at stride 3 that overlap by two
+    pixels. Elsewhere (e.g. 7x7 on 28 px inputs) the reference head cannot run; there an
+    adaptive average pool to 2x2 keeps the head size-agnostic.
+    """
+    if all(s in REFERENCE_AUX_SIDES for s in size):
+        return nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False)
+    return nn.AdaptiveAvgPool2d(2)
+
+
+class AuxiliaryHead(nn.Module):
+    """Auxiliary classifier of the reference DARTS CIFAR code: ReLU, pool to 2x2, 1x1 conv to
+    128 + BN, ReLU, 2x2 conv to 768 + BN, ReLU, linear. The pooling is :func:`aux_pool`'s."""
+
+    def __init__(self, c_in: int, classes: int, size: tuple[int, int]):
         super().__init__()
         self.features = nn.Sequential(
-            nn.ReLU(inplace=False),
-            nn.AdaptiveAvgPool2d(2),
+            nn.ReLU(inplace=False),  # the cell output it reads also feeds the next cells
+            aux_pool(size),  # [B, c_in, 2, 2]
             nn.Conv2d(c_in, 128, 1, bias=False),
             nn.BatchNorm2d(128),
             nn.ReLU(inplace=True),
-            nn.Conv2d(128, 768, 2, bias=False),
+            nn.Conv2d(128, 768, 2, bias=False),  # [B, 768, 1, 1]
             nn.BatchNorm2d(768),
             nn.ReLU(inplace=True),
         )
@@ -157,7 +176,7 @@ class CompiledNetwork(nn.Module):
             self.cells[str(cp.position)] = CompiledCell(cp, node_ids, gates=gates)
             self._live_cells.append(cp.position)
         self._aux_position = spec.auxiliary.position if spec.auxiliary is not None else -1
-        self.aux_head = AuxiliaryHead(plan.aux[0], spec.classes) if plan.aux else None
+        self.aux_head = AuxiliaryHead(plan.aux[0], spec.classes, plan.aux[1]) if plan.aux else None
         self.classifier = nn.Linear(plan.classifier_in, spec.classes)
         self.drop_path_enabled = spec.drop_path > 0
         self.register_buffer("drop_prob", torch.tensor(0.0), persistent=False)

@@ -42,6 +42,17 @@ def _m(params: float) -> str:
     return f"{params / 1e6:.3f}M"
 
 
+def layout_note(tables: dict[str, Any], paper_key: str | None) -> dict[str, Any] | None:
+    """The paper's two 5-cell layouts for a row (``None`` for rows without the contradiction)."""
+    return tables.get("layout_5_cells", {}).get(paper_key) if paper_key else None
+
+
+def _layouts(layout: dict[str, Any], key: str) -> str:
+    """``reductions 1, 3: 128,842; 1, 2: 189,162`` (Table 2's fit first, then the text's)."""
+    parts = [f"{', '.join(map(str, layout[k]['reductions']))}: {layout[k][key]:,}" for k in ("table2_fit", "text_table1")]
+    return "reductions " + "; ".join(parts)
+
+
 def report_figures(exp: "Experiment", res: "ExperimentResult") -> dict[str, str]:
     """Render architecture figures and training curves into ``figures/``; returns {key: relative path}."""
     fig_dir = res.out / "figures"
@@ -113,7 +124,8 @@ def build_summary(exp: "Experiment", res: "ExperimentResult") -> dict[str, Any]:
         "seeds": seeds,
         "baseline_test_accuracy": [s["baseline_test_accuracy"] for s in seeds],
         "pruned_test_accuracy": [s["pruned_test_accuracy"] for s in seeds],
-        "paper": {"row": paper_key, "results": paper_results, "kept_nodes": paper_kept},
+        "paper": {"row": paper_key, "results": paper_results, "kept_nodes": paper_kept,
+                  "layout_5_cells": layout_note(tables, paper_key)},
         "stage_times_s": res.stage_times,
     }
 
@@ -167,12 +179,28 @@ def write_report(exp: "Experiment", res: "ExperimentResult", figs: dict[str, str
     ]
     base_p = summary["network"]["params"]
     pruned_ps = [s["pruned_params"] for s in summary["seeds"]]
+    layout = paper["layout_5_cells"]
+
+    def paper_cell(key: str, count: str) -> str:
+        if key not in pres:
+            return "–"
+        text = f"{pres[key][0]:.2f} / {pres[key][1]:.2f}M"
+        return f"{text} † ({_layouts(layout, count)})" if layout else text
+
     md.append(f"| DARTS (baseline) | {_m(base_p)} | {_mean_std(summary['baseline_test_accuracy'])} | "
-              + (f"{pres['DARTS'][0]:.2f} / {pres['DARTS'][1]:.2f}M" if "DARTS" in pres else "–") + " |")
+              f"{paper_cell('DARTS', 'params')} |")
     md.append(f"| DARTS-GAL (pruned, retrained) | {', '.join(_m(p) for p in sorted(set(pruned_ps))) or '–'} | "
-              f"{_mean_std(summary['pruned_test_accuracy'])} | "
-              + (f"{pres['DARTS-GAL'][0]:.2f} / {pres['DARTS-GAL'][1]:.2f}M" if "DARTS-GAL" in pres else "–") + " |")
+              f"{_mean_std(summary['pruned_test_accuracy'])} | {paper_cell('DARTS-GAL', 'pruned_params')} |")
     md.append("")
+    if layout:
+        t, f = layout["text_table1"], layout["table2_fit"]
+        md += [f"† The paper contradicts itself on its 5-cell layout: its text and Table 1 put the reduction "
+               f"cells at positions {', '.join(map(str, t['reductions']))} (0-indexed; {t['params']:,} parameters, "
+               f"{t['pruned_params']:,} with Table 1's kept nodes), while its Table 2 count for DARTS fits positions "
+               f"{', '.join(map(str, f['reductions']))} ({f['params']:,}; {f['pruned_params']:,}). The paper column "
+               f"gives both layouts' exact counts for the 5-cell C=16 network; no single layout gives both of "
+               f"Table 2's figures. This run has its reductions at "
+               f"{', '.join(map(str, res.network.reductions)) or 'none'}.", ""]
     if summary["seeds"]:
         s0 = summary["seeds"][0]
         nodes_b = sum(len(x) for x in s0["live"])

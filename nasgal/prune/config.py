@@ -15,6 +15,14 @@ from ..options import Precision
 from ..spec.io import problems_of
 
 
+#: The paper's R(W_D) and noise z (DARTS-GAL §3.3-3.4, after GAL) name terms without a form or a
+#: size. R(W_D) takes the form and size of R(W_G) (L2 weight decay, 3e-4): on, as in the paper.
+#: z is dropout on the generator's input, off by default: measured, it changed no selected node
+#: and lowered the generator's validation accuracy (docs/pruning.md, "R(W_D) and the noise z").
+CRITIC_WEIGHT_DECAY = 3e-4
+NOISE_DROPOUT = 0.0
+
+
 class PruneConfig(BaseModel):
     """Everything that decides a GAL pruning run besides the network, its weights and the data."""
 
@@ -39,6 +47,12 @@ class PruneConfig(BaseModel):
     # Objective.
     lam: float = Field(0.02, ge=0, description="Strength λ of the L1 penalty on the node masks.")
     mu: float = Field(1.0, ge=0, description="Weight μ of the data loss (1/2n)·Σ‖p_T − p_G‖² in the generator loss.")
+    noise_dropout: float = Field(
+        NOISE_DROPOUT, ge=0, lt=1,
+        description="The paper's noise z as dropout on the generator's input images during GAL iterations: "
+        "this rate of pixels zeroed, the rest scaled by 1/(1 − rate), a fresh draw per iteration; the teacher "
+        "sees the clean images (0: off).",
+    )
     # Masks: proximal gradient (FISTA) with their own step size and restarts.
     mask_lr: float = Field(0.01, gt=0, description="Step size of the proximal (FISTA) mask updates.")
     lam_warmup: int = Field(
@@ -50,6 +64,10 @@ class PruneConfig(BaseModel):
     threshold: float = Field(0.0, ge=0, description="A node is removed when its final mask is at or below this.")
     # Critic.
     critic_steps: int = Field(5, ge=1, description="Critic steps per generator step (WGAN's n_critic).")
+    critic_weight_decay: float = Field(
+        CRITIC_WEIGHT_DECAY, ge=0,
+        description="L2 weight decay of the critic's weights, the paper's R(W_D) (0: off).",
+    )
     critic_lr: float | None = Field(
         None, gt=0, description="Critic learning rate (None: 5e-5 RMSprop with clipping, 1e-4 Adam with GP)."
     )

@@ -158,14 +158,16 @@ def _prune(network: Network, teacher_state: dict[str, torch.Tensor], dataset: st
     critic = Critic(network.classes).to(device)
     weights = [p for n, p in generator.named_parameters() if not n.endswith(".gate")]
     opt_g = torch.optim.SGD(weights, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True)
+    # R(W_D): L2 weight decay on the critic, added to its gradient as R(W_G) is to the generator's.
     if cfg.gp > 0:
-        opt_d: torch.optim.Optimizer = torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr_value, betas=(0.5, 0.9))
+        opt_d: torch.optim.Optimizer = torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr_value, betas=(0.5, 0.9),
+                                                        weight_decay=cfg.critic_weight_decay)
     else:
-        opt_d = torch.optim.RMSprop(critic.parameters(), lr=cfg.critic_lr_value)
+        opt_d = torch.optim.RMSprop(critic.parameters(), lr=cfg.critic_lr_value, weight_decay=cfg.critic_weight_decay)
     gates = generator.gates()
     fista = MaskFista([gates[p] for p in sorted(gates)], cfg.mask_lr, cfg.fista_restart)
     step = GALStep(teacher, generator, critic, opt_g, opt_d, fista, mu=cfg.mu, critic_steps=cfg.critic_steps,
-                   clip=cfg.clip, gp=cfg.gp, precision=cfg.precision, device=device)
+                   clip=cfg.clip, gp=cfg.gp, noise=cfg.noise_dropout, precision=cfg.precision, device=device)
     cand = candidates(network)
     params_before = count_params(network)
 

@@ -38,12 +38,13 @@ class GALStep:
         critic_steps: int = 5,
         clip: float | None = 0.01,
         gp: float = 0.0,
+        noise: float = 0.0,
         precision: str = "fp32",
         device: torch.device = torch.device("cpu"),
     ) -> None:
         self.teacher, self.generator, self.critic = teacher, generator, critic
         self.opt_g, self.opt_d, self.masks = opt_g, opt_d, masks
-        self.mu, self.critic_steps, self.clip, self.gp = mu, critic_steps, clip, gp
+        self.mu, self.critic_steps, self.clip, self.gp, self.noise = mu, critic_steps, clip, gp, noise
         self.device = device
         self.autocast_dtype = torch.bfloat16 if precision == "bf16" else None
         self.critic_params = list(critic.parameters())
@@ -62,8 +63,11 @@ class GALStep:
 
     def __call__(self, x: torch.Tensor, lam: float) -> None:
         real = self.real(x)  # [B, K], shared by every critic step and the generator step
+        # The noise z: dropout on the generator's input (a fresh draw per iteration); the teacher
+        # sees the clean batch.
+        x_g = F.dropout(x, self.noise, training=True) if self.noise > 0 and self.train_generator else x
         with self._autocast():
-            logits, _ = split_output(self.generator(x))
+            logits, _ = split_output(self.generator(x_g))
         fake = F.softmax(logits.float(), dim=1)  # [B, K]
         fake_d = fake.detach()
 

@@ -25,11 +25,17 @@ from torch.func import functional_call
 from .supernet import Architecture
 
 
+def at_least_fp32(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float32 if it is in a narrower type (bf16 autocast), else unchanged: a float64
+    search stays float64 throughout."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
 def _loss(model: nn.Module, params: Mapping[str, torch.Tensor] | None, x, y, arch, autocast: bool) -> torch.Tensor:
     # No autocast weight cache: a CUDA graph may capture this (the cache would outlive it).
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast, cache_enabled=False):
         logits = model(x, arch) if params is None else functional_call(model, dict(params), (x, arch))
-    return F.cross_entropy(logits.float(), y)
+    return F.cross_entropy(at_least_fp32(logits), y)
 
 
 def _grads(loss: torch.Tensor, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -112,7 +118,7 @@ def second_order(
     loss_val = _loss(model, w_virtual, x_val, y_val, arch.as_dict(), autocast)
     grads = _grads(loss_val, alphas + list(w_virtual.values()))
     d_alpha, d_w = grads[: len(alphas)], grads[len(alphas) :]
-    eps = r / torch.sqrt(sum((d.float() ** 2).sum() for d in d_w))  # a device scalar: no host sync
+    eps = r / torch.sqrt(sum((at_least_fp32(d) ** 2).sum() for d in d_w))  # a device scalar: no host sync
 
     def alpha_grad_at(sign: float) -> tuple[torch.Tensor, ...]:
         shifted = {name: p.detach() + sign * eps * d for (name, p), d in zip(model.named_parameters(), d_w)}

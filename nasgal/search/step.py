@@ -69,7 +69,7 @@ class SearchStep(CapturedStep):
         self.w_opt.zero_grad(set_to_none=True)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16, cache_enabled=False):
             logits = self.forward(x, self.arch.as_dict(detach=True))
-        loss = F.cross_entropy(logits.float(), y)
+        loss = F.cross_entropy(architect.at_least_fp32(logits), y)
         loss.backward()
         if self.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.weights, self.grad_clip, foreach=True)

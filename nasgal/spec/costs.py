@@ -99,7 +99,7 @@ def cell_cost(cp: CellPlan) -> tuple[int, int]:
 
 
 def aux_head_params(c_in: int, classes: int) -> int:
-    # ReLU, adaptive avg pool 2x2, 1x1 conv to 128 + BN, ReLU, 2x2 conv to 768 + BN, ReLU, linear.
+    # ReLU, avg pool to 2x2 (no parameters), 1x1 conv to 128 + BN, ReLU, 2x2 conv to 768 + BN, ReLU, linear.
     return c_in * 128 + 2 * 128 + 128 * 768 * 4 + 2 * 768 + 768 * classes + classes
 
 
