@@ -244,6 +244,7 @@ def test_genotype_and_weightless_specs_are_refused(tmp_path, capsys):
 def test_latency_interleaved_eager_and_onnxruntime():
     base = nasgal.stack(nasgal.load(GENO), cells=3, channels=4, classes=10, in_channels=1, input_size=12)
     pruned = base.with_kept_nodes([[0, 1], [0], [2]])
+    threads = torch.get_num_threads()
     res = measure_latency([Candidate("base", base, random_state(base, 4)), Candidate("pruned", pruned)],
                           batches=(1, 4), runtimes=("eager", "onnxruntime"), rounds=2, block_s=0.01, threads=1)
     assert not res.unavailable, res.unavailable
@@ -255,6 +256,7 @@ def test_latency_interleaved_eager_and_onnxruntime():
     assert all(q["ratio"] > 0 and q["of"] == "base" for q in res.ratios)
     assert res.networks[1]["params"] < res.networks[0]["params"]
     assert "cores" in res.machine and res.threads == 1
+    assert torch.get_num_threads() == threads  # restored
 
 
 def test_cli_latency_json(tmp_path, capsys):

@@ -156,13 +156,22 @@ def measure_latency(
     if rounds < 1 or block_s <= 0 or any(b < 1 for b in batches):
         raise NasgalError("rounds, block time and batch sizes must be positive")
     from ..train.rundir import resolve_device
-    from .trained import trained_model
 
     dev = resolve_device(str(device))
+    threads_before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
-    threads = torch.get_num_threads()
-    reporter = reporter or Reporter()
+    try:
+        return _measure(candidates, dev, batches, runtimes, rounds, block_s, torch.get_num_threads(), seed,
+                        reporter or Reporter())
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _measure(candidates: list[Candidate], dev: torch.device, batches: tuple[int, ...], runtimes: tuple[str, ...],
+             rounds: int, block_s: float, threads: int, seed: int, reporter: Reporter) -> LatencyResult:
+    from .trained import trained_model
+
     load_avg = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     gen = torch.Generator().manual_seed(seed)
     names = [c.name for c in candidates]
