@@ -15,6 +15,7 @@ reported as unavailable with the reason, and the others are still measured.
 
 from __future__ import annotations
 
+import copy
 import os
 import platform
 import statistics
@@ -198,9 +199,10 @@ def _measure(candidates: list[Candidate], dev: torch.device, batches: tuple[int,
                 continue
             try:
                 if rt == "onnxruntime":
-                    sess = _onnx_session(cand, model, torch.device("cpu"), threads)
-                dev_model = model.to(dev)
-                fn = torch.compile(dev_model, dynamic=False) if rt == "compiled" else dev_model
+                    sess = _onnx_session(cand, copy.deepcopy(model).cpu(), dev, threads)  # the torch runners keep theirs
+                else:
+                    dev_model = model.to(dev)
+                    fn = torch.compile(dev_model, dynamic=False) if rt == "compiled" else dev_model
                 for b in batches:
                     x = torch.randn(b, *shape, generator=gen)
                     if rt == "onnxruntime":
