@@ -214,6 +214,13 @@ def test_stride2_stem_odd_input_with_auxiliary_head(tmp_path):
 
 
 @pytest.mark.slow
+def test_imagenet_stem_exports(tmp_path):
+    net = nasgal.stack(nasgal.load(GENO), cells=3, channels=4, classes=5, in_channels=3, input_size=33, stem="imagenet")
+    res = export_onnx(net, random_state(net, seed=6), tmp_path / "imagenet.onnx")
+    assert res.parity.ok and res.op_counts["Conv"] == expected_convs(net)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["darts_v1", "darts_v2", "pdarts", "pc_darts_cifar", "pc_darts_imagenet",
                                   "nasnet_a", "amoebanet_a"])
 def test_every_shipped_genotype_exports(tmp_path, name):
