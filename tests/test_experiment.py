@@ -63,6 +63,10 @@ def test_tiny_experiment_runs_every_stage_and_reports(tmp_path, data_dir):
     assert "† The paper contradicts itself on its 5-cell layout" in report
     assert "## Kept nodes per cell" in report and "| 1 | normal |" in report
     assert "## Wall time per stage" in report and "| search |" in report
+    lat = json.loads((out / "summary.json").read_text())["latency"]
+    assert lat["runtime"] == "torch eager" and lat["baseline"]["1"] > 0 and lat["pruned"]["64"] > 0
+    assert f"| {lat['baseline']['1']:,.2f} / {lat['baseline']['64']:,.2f} |" in report
+    assert f"on {lat['device']}, {lat['machine']}" in report
     assert "<table>" in (out / "report.html").read_text()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["searched"] and summary["seeds"][0]["kept"] == pruned.kept_nodes()

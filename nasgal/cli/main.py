@@ -28,6 +28,7 @@ COMMAND_MODULES: list[str] = [
     "nasgal.cli.run_cmds",
     "nasgal.cli.search_cmds",
     "nasgal.cli.prune_cmds",
+    "nasgal.cli.deploy_cmds",
 ]
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)

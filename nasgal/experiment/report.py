@@ -130,6 +130,41 @@ def build_summary(exp: "Experiment", res: "ExperimentResult") -> dict[str, Any]:
     }
 
 
+LATENCY_BATCHES = (1, 64)
+
+
+def report_latency(exp: "Experiment", res: "ExperimentResult") -> dict[str, Any] | None:
+    """Batch-1 and batch-64 inference latency (torch eager) of the baseline and seed 0's pruned
+    network, measured now, interleaved, on the machine writing the report; None when it fails."""
+    if not res.seeds:
+        return None
+    try:
+        from ..deploy import Candidate, measure_latency
+        from ..train import load_weights
+
+        def weights(run: Path):
+            return load_weights(run) if (run / "weights.pt").exists() else None  # same cost either way
+
+        s = res.seeds[0]
+        sdir = res.out / f"seed{s.seed}"
+        cands = [Candidate("baseline", res.network, weights(sdir / "baseline")),
+                 Candidate("pruned", s.pruned, weights(sdir / "retrain"))]
+        lat = measure_latency(cands, device=exp.device, batches=LATENCY_BATCHES, runtimes=("eager",),
+                              rounds=3, block_s=0.1)
+    except Exception as e:  # a report without latency beats no report
+        log.warning("latency measurement failed: %s", e)
+        return None
+    return {"machine": lat.machine, "device": lat.device, "runtime": "torch eager", "rounds": lat.rounds,
+            "seed": res.seeds[0].seed, "load_avg": lat.load_avg,
+            **{name: {str(b): lat.latency("eager", b, name) for b in LATENCY_BATCHES} for name in ("baseline", "pruned")}}
+
+
+def _latency_cell(lat: dict[str, Any] | None, name: str) -> str:
+    if lat is None or any(lat[name].get(str(b)) is None for b in LATENCY_BATCHES):
+        return "–"
+    return " / ".join(f"{lat[name][str(b)]:,.2f}" for b in LATENCY_BATCHES)
+
+
 def _env(res: "ExperimentResult") -> dict[str, Any]:
     for s in res.seeds:
         p = res.out / f"seed{s.seed}" / "baseline" / "env.json"
@@ -159,6 +194,7 @@ def write_report(exp: "Experiment", res: "ExperimentResult", figs: dict[str, str
     if figs is None:
         figs = report_figures(exp, res)
     summary = build_summary(exp, res)
+    summary["latency"] = lat = report_latency(exp, res)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     env = _env(res)
     paper = summary["paper"]
@@ -174,8 +210,8 @@ def write_report(exp: "Experiment", res: "ExperimentResult", figs: dict[str, str
         "",
         "## Accuracy and parameters",
         "",
-        "| network | params | test accuracy % (mean ± std) | paper: accuracy % / params |",
-        "|---|---|---|---|",
+        "| network | params | MACs | latency ms, batch 1 / 64 | test accuracy % (mean ± std) | paper: accuracy % / params |",
+        "|---|---|---|---|---|---|",
     ]
     base_p = summary["network"]["params"]
     pruned_ps = [s["pruned_params"] for s in summary["seeds"]]
@@ -187,11 +223,18 @@ def write_report(exp: "Experiment", res: "ExperimentResult", figs: dict[str, str
         text = f"{pres[key][0]:.2f} / {pres[key][1]:.2f}M"
         return f"{text} † ({_layouts(layout, count)})" if layout else text
 
-    md.append(f"| DARTS (baseline) | {_m(base_p)} | {_mean_std(summary['baseline_test_accuracy'])} | "
-              f"{paper_cell('DARTS', 'params')} |")
+    pruned_macs = [s["pruned_macs"] for s in summary["seeds"]]
+    md.append(f"| DARTS (baseline) | {_m(base_p)} | {summary['network']['macs'] / 1e6:.2f}M | {_latency_cell(lat, 'baseline')} | "
+              f"{_mean_std(summary['baseline_test_accuracy'])} | {paper_cell('DARTS', 'params')} |")
     md.append(f"| DARTS-GAL (pruned, retrained) | {', '.join(_m(p) for p in sorted(set(pruned_ps))) or '–'} | "
+              f"{', '.join(f'{m / 1e6:.2f}M' for m in sorted(set(pruned_macs))) or '–'} | {_latency_cell(lat, 'pruned')} | "
               f"{_mean_std(summary['pruned_test_accuracy'])} | {paper_cell('DARTS-GAL', 'pruned_params')} |")
     md.append("")
+    if lat is not None:
+        load = f", load average {lat['load_avg'][0]:.2f}" if lat.get("load_avg") else ""
+        md += [f"Latency: {lat['runtime']} inference on {lat['device']}, {lat['machine']}{load}; measured when this "
+               f"report was written, baseline and pruned (seed {lat['seed']}) interleaved, median of {lat['rounds']} "
+               "rounds. `nasgal latency` compares torch.compile and onnxruntime too.", ""]
     if layout:
         t, f = layout["text_table1"], layout["table2_fit"]
         md += [f"† The paper contradicts itself on its 5-cell layout: its text and Table 1 put the reduction "
