@@ -70,17 +70,10 @@ def _root(
 def report_error(exc: BaseException) -> int:
     """Print a known error for a person; return the exit code."""
     if isinstance(exc, SpecError):
-        err_console.print("[bold red]Error:[/] ", end="", markup=True)
-        err_console.print(f"{exc.head}:", markup=False)
-        for loc, msg in exc.problems:
-            err_console.print(f"  {loc}: {msg}" if loc else f"  {msg}", markup=False)
+        lines = [f"{exc.head}:", *(f"  {loc}: {msg}" if loc else f"  {msg}" for loc, msg in exc.problems)]
+        _error_line("\n".join(lines), getattr(exc, "hint", None))
     else:
-        err_console.print("[bold red]Error:[/] ", end="", markup=True)
-        err_console.print(str(exc), markup=False)
-    hint = getattr(exc, "hint", None)
-    if hint:
-        err_console.print("[dim]Hint:[/] ", end="", markup=True)
-        err_console.print(hint, markup=False)
+        _error_line(str(exc), getattr(exc, "hint", None))
     return 1
 
 
@@ -118,18 +111,17 @@ class _Stdout:
     def write(self, text: str) -> int:
         if self._stream is None:
             raise OSError(errno.EBADF, "closed (nothing can be written)", "standard output")
-        try:
-            return self._stream.write(text)
-        except BrokenPipeError:
-            raise
-        except OSError as e:
-            raise OSError(e.errno, e.strerror, "standard output") from None
+        return self._named(self._stream.write, text)
 
     def flush(self) -> None:
-        if self._stream is None:
-            return
+        if self._stream is not None:
+            self._named(self._stream.flush)
+
+    @staticmethod
+    def _named(call: Any, *args: Any) -> Any:
+        """``call(*args)``, with an OS error renamed to standard output (a broken pipe passes)."""
         try:
-            self._stream.flush()
+            return call(*args)
         except BrokenPipeError:
             raise
         except OSError as e:
