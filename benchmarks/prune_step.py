@@ -29,7 +29,8 @@ from _args import add_device_args, add_network_args, add_timing_args, network  #
 
 from nasgal.compiler import compile_network  # noqa: E402
 from nasgal.prune import Critic, GALStep, MaskFista  # noqa: E402
-from nasgal.train.step import TrainStep, make_optimizer  # noqa: E402
+from nasgal.engine.optim import sgd  # noqa: E402
+from nasgal.train.step import TrainStep  # noqa: E402
 
 
 def sync(device: torch.device) -> None:
@@ -72,7 +73,7 @@ def main() -> None:
 
     # Training step of the same network and batch.
     model = compile_network(net).to(device, memory_format=memory).train()
-    train_step = TrainStep(model, make_optimizer(model, 0.01, 0.9, 3e-4, device), precision=args.precision,
+    train_step = TrainStep(model, sgd(model, 0.01, 0.9, 3e-4, device), precision=args.precision,
                            device=device)
     t_train = timed(lambda: train_step(x, y), device, args.warmup, args.steps, args.repeats)
 

@@ -32,7 +32,7 @@ from nasgal.search import architect  # noqa: E402
 from nasgal.search.space import SearchSpace, default_space  # noqa: E402
 from nasgal.search.step import SearchStep, make_optimizers  # noqa: E402
 from nasgal.search.supernet import Architecture, Supernet  # noqa: E402
-from nasgal.train.step import CAPTURE_MODES, GRAPH_MODES  # noqa: E402
+from nasgal.engine.step import CAPTURE_MODES, GRAPH_MODES  # noqa: E402
 
 
 # The plain reference-style supernet ---------------------------------------------------
@@ -130,6 +130,10 @@ class PlainSupernet(nn.Module):
         return self.classifier(s1.mean(dim=(2, 3)))
 
 
+def _precision(args) -> str:
+    return "bf16" if args.bf16 else "fp32"
+
+
 @torch.no_grad()
 def port_weights(fused: Supernet, plain: PlainSupernet) -> None:
     """Copy the fused supernet's weights into the plain one (same function afterwards)."""
@@ -182,10 +186,10 @@ def make_reference_step(model, arch, args, device):
     def step():
         a_opt.zero_grad(set_to_none=True)
         if args.order == "first":
-            grads = architect.first_order(model, arch, xv, yv, args.bf16)
+            grads = architect.first_order(model, arch, xv, yv, _precision(args))
         else:
             grads = architect.second_order(
-                model, arch, x, y, xv, yv, 0.025, 0.9, 3e-4, architect.momentum_buffers(model, w_opt), args.bf16
+                model, arch, x, y, xv, yv, 0.025, 0.9, 3e-4, architect.momentum_buffers(model, w_opt), _precision(args)
             )
         for p, g in zip(arch.parameters(), grads):
             p.grad = g
@@ -207,7 +211,7 @@ def make_nasgal_step(model, arch, args, device):
         model, arch, lr=0.025, momentum=0.9, weight_decay=3e-4, arch_lr=3e-4, arch_betas=(0.5, 0.999),
         arch_weight_decay=1e-3, device=device,
     )
-    step = SearchStep(model, arch, w_opt, a_opt, order=args.order, grad_clip=5.0, bf16=args.bf16,
+    step = SearchStep(model, arch, w_opt, a_opt, order=args.order, grad_clip=5.0, precision=_precision(args),
                       capture=args.capture, device=device)
     batch = _inputs(args, device)
 
@@ -246,7 +250,7 @@ def saved_gib(model, arch, args, device, reference: bool = False) -> tuple[float
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
             model(xv, arch.as_dict())
 
-    alpha = reference_alpha_forward if reference else (lambda: architect.first_order(model, arch, xv, yv, args.bf16))
+    alpha = reference_alpha_forward if reference else (lambda: architect.first_order(model, arch, xv, yv, _precision(args)))
     return count(alpha), count(weight_forward)
 
 

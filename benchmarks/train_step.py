@@ -29,7 +29,8 @@ from _args import add_device_args, add_network_args, add_timing_args, network  #
 
 import nasgal  # noqa: E402
 from nasgal.compiler import compile_network  # noqa: E402
-from nasgal.train.step import TrainStep, make_optimizer  # noqa: E402
+from nasgal.engine.optim import sgd  # noqa: E402
+from nasgal.train.step import TrainStep  # noqa: E402
 
 
 def sync(device: torch.device) -> None:
@@ -109,7 +110,7 @@ def main() -> None:
         if args.channels_last:
             model = model.to(memory_format=torch.channels_last)
             batches = [(x.contiguous(memory_format=torch.channels_last), y) for x, y in batches]
-        opt = make_optimizer(model, 0.025, 0.9, 3e-4, device)
+        opt = sgd(model, 0.025, 0.9, 3e-4, device)
         step = TrainStep(model, opt, grad_clip=args.grad_clip, precision=args.precision,
                          capture=args.capture, device=device)
         t_setup = time.perf_counter()

@@ -86,12 +86,13 @@ def test_training_step_reads_nothing_back_and_copies_nothing_in():
     import nasgal
     from nasgal.compiler import compile_network
     from nasgal.spec.library import resolve_spec_path
-    from nasgal.train.step import TrainStep, make_optimizer
+    from nasgal.engine.optim import sgd
+    from nasgal.train.step import TrainStep
 
     net = nasgal.stack(nasgal.load(resolve_spec_path("darts_v2")), cells=3, channels=4, classes=10,
                        in_channels=1, input_size=8)
     model = compile_network(net).train()
-    step = TrainStep(model, make_optimizer(model, 0.025, 0.9, 3e-4, torch.device("cpu")), grad_clip=5.0)
+    step = TrainStep(model, sgd(model, 0.025, 0.9, 3e-4, torch.device("cpu")), grad_clip=5.0)
     x, y = torch.randn(4, 1, 8, 8), torch.randint(0, 10, (4,))
     step(x, y)
     c = count.count_step(lambda: step(x, y))

@@ -21,7 +21,7 @@ from nasgal.spec import parse_spec
 from nasgal.spec.library import resolve_spec_path
 from nasgal.spec.network import Pruning
 from nasgal.spec.plan import plan_network
-from nasgal.train.rundir import save_checkpoint
+from nasgal.engine.rundir import save_checkpoint
 
 from datafiles import offline
 

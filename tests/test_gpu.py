@@ -11,7 +11,8 @@ import torch
 from nasgal.search.space import default_space
 from nasgal.search.step import SearchStep, make_optimizers
 from nasgal.search.supernet import Architecture, Supernet
-from nasgal.train.step import TrainStep, make_optimizer
+from nasgal.engine.optim import sgd
+from nasgal.train.step import TrainStep
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -71,7 +72,7 @@ def test_captured_train_step_keeps_resumed_momentum():
     for capture in ("none", "cuda-graph"):
         torch.manual_seed(0)
         model = compile_network(net).to(dev)
-        opt = make_optimizer(model, 0.025, 0.9, 3e-4, dev)
+        opt = sgd(model, 0.025, 0.9, 3e-4, dev)
         g = torch.Generator(device=dev).manual_seed(1)
         data = [(torch.randn(16, 1, 16, 16, device=dev, generator=g), torch.randint(0, 10, (16,), device=dev, generator=g))
                 for _ in range(5)]

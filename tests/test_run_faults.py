@@ -23,7 +23,7 @@ import nasgal
 from nasgal.errors import NasgalError, SpecError
 from nasgal.search.space import default_space
 from nasgal.train import resolve_config, train
-from nasgal.train.rundir import run_lock, save_checkpoint
+from nasgal.engine.rundir import run_lock, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"cells": 2, "channels": 4, "reductions": [1]}
@@ -54,7 +54,8 @@ def _synthetic(n=16, size=8, classes=3, seed=0):
 
 
 def _search(out: Path, epochs: int = 2, **kw):
-    from nasgal.search.run import SearchConfig, search
+    from nasgal.search.config import SearchConfig
+    from nasgal.search.run import search
 
     cfg = SearchConfig(epochs=epochs, batch_size=4, dataset="synthetic", seed=3, **kw)
     return search(default_space().resized(**TINY), _synthetic(), cfg, out)
@@ -86,11 +87,19 @@ def test_search_killed_at_every_write_resumes_to_identical_records(tmp_path, mon
     expected = _records(tmp_path / "whole")
     assert expected["temporaries"] == [] and len(expected["metrics"]) == 2
 
-    writers = ("save", "save_checkpoint", "write_jsonl", "atomic_write_text", "write_heatmap")
-    real = {name: getattr(run_mod, name) for name in writers}
+    import nasgal.engine.loop as loop_mod
+    import nasgal.engine.rundir as rundir_mod
+
+    # Every file write of a search, where its module looks the writer up: the search's records,
+    # the engine's checkpoint, and the run's spec and record (start_run).
+    writers = {
+        run_mod: ("save", "write_jsonl", "atomic_write_text", "write_heatmap", "write_json"),
+        loop_mod: ("save_checkpoint",),
+        rundir_mod: ("save", "write_json"),
+    }
     counter = {"n": 0, "kill_at": None, "out": None}
 
-    def wrap(name):
+    def wrap(name, real):
         def writer(*a, **k):
             if counter["n"] == counter["kill_at"]:
                 # a kill in the middle of an atomic write leaves its temporary file
@@ -99,18 +108,22 @@ def test_search_killed_at_every_write_resumes_to_identical_records(tmp_path, mon
                 (path.parent / f".{path.name}.x1y2.tmp").write_bytes(b"half")
                 raise _Killed(name)
             counter["n"] += 1
-            return real[name](*a, **k)
+            return real(*a, **k)
         return writer
 
-    # Heat maps are figures, not records: a stand-in keeps the write (and its kill point) but not
-    # matplotlib's cost.
-    real["write_heatmap"] = lambda path, *a, **k: Path(path).write_bytes(b"figure")
-    for name in writers:
-        monkeypatch.setattr(run_mod, name, wrap(name))
+    for mod, names in writers.items():
+        for name in names:
+            real = getattr(mod, name)
+            if name == "write_heatmap":
+                # Heat maps are figures, not records: a stand-in keeps the write (and its kill
+                # point) but not matplotlib's cost.
+                def real(path, *a, **k):
+                    return Path(path).write_bytes(b"figure")
+            monkeypatch.setattr(mod, name, wrap(name, real))
     counter["kill_at"] = -1
     _search(tmp_path / "count")
     writes = counter["n"]
-    assert writes >= 10  # the records of two epochs and two checkpoints
+    assert writes >= 16  # spec and record, the records of two epochs, two checkpoints, the results
 
     for k in range(writes):
         out = tmp_path / f"kill{k}"
@@ -175,7 +188,7 @@ def good_search_checkpoint(tmp_path_factory) -> Path:
         ("format", "checkpoint format 2"),
         ("no-model", "no model"),
         ("other-net", "its supernet weights does not fit this run"),
-        ("config", "its run records are unreadable"),
+        ("run", "its run record is unreadable"),
     ],
 )
 def test_search_refuses_a_damaged_or_foreign_checkpoint_with_a_hint(tmp_path, good_search_checkpoint, damage, words):
@@ -197,8 +210,8 @@ def test_search_refuses_a_damaged_or_foreign_checkpoint_with_a_hint(tmp_path, go
         torch.save({k: v for k, v in ck.items() if k != "model"}, out / "checkpoint.pt")
     elif damage == "other-net":
         torch.save({**ck, "model": {"stem.0.weight": torch.zeros(1)}}, out / "checkpoint.pt")
-    elif damage == "config":
-        torch.save({**ck, "config": "{not json"}, out / "checkpoint.pt")
+    elif damage == "run":
+        torch.save({**ck, "run": "{not json"}, out / "checkpoint.pt")
     with pytest.raises(NasgalError, match=words) as err:
         _search(out, epochs=1)
     assert "--restart" in (err.value.hint or "")
@@ -212,12 +225,14 @@ def test_search_rewrites_garbled_records_from_its_checkpoint(tmp_path, good_sear
     expected = _records(out)
     (out / "metrics.jsonl").write_bytes(b"\xff\xfe garbage {\n")
     (out / "genotypes" / "epoch_001.json").unlink()
-    _search(out, epochs=1)  # complete: rewrites what the checkpoint knows
+    (out / "metrics.json").unlink()  # killed after the last checkpoint, before the results
+    _search(out, epochs=1)  # nothing left to train: rewrites what the checkpoint knows, then the results
     assert _records(out) == expected
 
 
 def test_search_restart_forgets_the_old_run(tmp_path):
-    from nasgal.search.run import SearchConfig, search
+    from nasgal.search.config import SearchConfig
+    from nasgal.search.run import search
 
     out = tmp_path / "run"
     _search(out, epochs=2)
@@ -266,7 +281,7 @@ def test_a_second_writer_is_refused_and_the_lock_dies_with_its_process(tmp_path,
         assert res.returncode == 1 and "is in use" in res.stderr and "Traceback" not in res.stderr
     # a holder that was SIGKILLed leaves the lock file, but not the lock
     holder = subprocess.Popen([sys.executable, "-c",
-                               "import sys, time; from pathlib import Path; from nasgal.train.rundir import run_lock\n"
+                               "import sys, time; from pathlib import Path; from nasgal.engine.rundir import run_lock\n"
                                f"with run_lock(Path({str(out)!r})):\n    print('held', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
@@ -308,17 +323,17 @@ def test_training_stops_on_a_non_finite_loss_and_keeps_json_valid(tmp_path, data
 
     monkeypatch.setattr(TrainStep, "read_stats", diverging)
     out = tmp_path / "run"
-    with pytest.raises(NasgalError, match=r"epoch 2: the training loss is nan; training diverged") as err:
+    with pytest.raises(NasgalError, match=r"epoch 2: the training loss is nan; the training run diverged") as err:
         train(_net(), dataset="fashion_mnist", config=_cfg(epochs=3), out_dir=out, data_dir=data_dir)
     assert "--lr" in (err.value.hint or "")
     rows = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1]
-    assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 0
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["epochs_done"] == 1
     assert not (out / "metrics.json").exists()
 
 
 def test_json_records_never_hold_nan_or_infinity(tmp_path):
-    from nasgal.train.rundir import write_json, write_jsonl
+    from nasgal.engine.rundir import write_json, write_jsonl
 
     write_json(tmp_path / "a.json", {"x": float("nan"), "y": [float("inf"), 1.0]})
     write_jsonl(tmp_path / "b.jsonl", [{"x": float("-inf")}])

@@ -320,7 +320,7 @@ TINY = {"cells": 2, "channels": 4, "reductions": [1]}
 
 
 def _config(**kw):
-    from nasgal.search.run import SearchConfig
+    from nasgal.search.config import SearchConfig
 
     base = dict(epochs=2, batch_size=4, dataset="synthetic", seed=3)
     base.update(kw)
@@ -355,7 +355,7 @@ def test_tiny_search_end_to_end(tmp_path):
     for name in ("alpha_normal.png", "alpha_reduce.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     ck = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    assert ck["epoch"] == 2
+    assert ck["epochs_done"] == 2
 
 
 def test_second_order_and_partial_channel_searches_run(tmp_path):
@@ -372,16 +372,18 @@ def test_second_order_and_partial_channel_searches_run(tmp_path):
 def test_alpha_is_outside_weight_decay_and_clipping(tmp_path):
     """With α's own learning rate at 0, a whole epoch of weight steps (SGD weight decay,
     gradient clipping at a tiny norm) leaves α bit for bit unchanged."""
-    from nasgal.search.run import _Run
+    from nasgal.search.run import SearchStage
 
     space = default_space().resized(**TINY)
-    run = _Run(space, _synthetic(), _config(arch_lr=0.0, grad_clip=1e-3, weight_decay=0.5), tmp_path, restart=True)
+    run = SearchStage(space, _synthetic(), _config(arch_lr=0.0, grad_clip=1e-3, weight_decay=0.5), tmp_path)
+    run.setup()
+    run.ready(0)
     in_w_opt = {id(p) for group in run.w_opt.param_groups for p in group["params"]}
     assert not in_w_opt & {id(p) for p in run.arch.parameters()}
     assert in_w_opt == {id(p) for p in run.model.parameters()}
     before_a = [p.detach().clone() for p in run.arch.parameters()]
     before_w = [p.detach().clone() for p in run.model.parameters()]
-    run.train_epoch(Reporter())
+    run.run_epoch(0, Reporter())
     for a, b in zip(before_a, run.arch.parameters()):
         assert torch.equal(a, b)
     assert any(not torch.equal(a, b) for a, b in zip(before_w, run.model.parameters()))
@@ -461,7 +463,7 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
 
     with pytest.raises(_Stop):
         search(space, _synthetic(), _config(epochs=3), tmp_path / "cut", reporter=_Recorder(stop_after=1))
-    assert torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)["epoch"] == 1
+    assert torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)["epochs_done"] == 1
     resumed = search(space, _synthetic(), _config(epochs=3), tmp_path / "cut")
     assert resumed.provenance.search == whole.provenance.search
     assert resumed.cells == whole.cells
@@ -470,7 +472,7 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
     strip = lambda ms: [{k: v for k, v in m.items() if k != "epoch_time_s"} for m in ms]  # noqa: E731
     assert strip(m_cut) == strip(m_whole)
     # A different configuration refuses to resume.
-    with pytest.raises(NasgalError, match="different settings"):
+    with pytest.raises(NasgalError, match=r"other settings \(seed: 3 -> 4\)"):
         search(space, _synthetic(), _config(epochs=3, seed=4), tmp_path / "cut")
 
 

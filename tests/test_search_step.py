@@ -3,6 +3,7 @@ warm-up of a capture is undone exactly (the graph replay itself needs CUDA; see 
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import logging
@@ -15,8 +16,8 @@ from nasgal.search import architect
 from nasgal.search.space import default_space
 from nasgal.search.step import SearchStep, make_optimizers
 from nasgal.search.supernet import Architecture, Supernet
-from nasgal.train.optim import DeviceAdam, DeviceSGD
-from nasgal.train.step import StateSnapshot
+from nasgal.engine.optim import adam, set_lr, sgd
+from nasgal.engine.step import StateSnapshot
 
 HP = dict(lr=0.025, momentum=0.9, weight_decay=3e-4, arch_lr=3e-4, arch_betas=(0.5, 0.999), arch_weight_decay=1e-3)
 
@@ -64,12 +65,15 @@ def _reference_loop(model, arch, batches, order):
     return losses
 
 
-def test_device_adam_equals_torch_adam_and_shares_its_state_layout():
+def test_engine_adam_equals_plain_torch_adam_and_their_checkpoints_interchange():
+    """The α optimizer (fused, capturable, tensor rate) computes what plain torch Adam computes,
+    keeps the same state, and checkpoints load either way (with the rate on the device)."""
     torch.manual_seed(0)
     a = torch.nn.Parameter(torch.randn(5, 3, dtype=torch.float64))
     b = torch.nn.Parameter(a.detach().clone())
     ref = torch.optim.Adam([a], 3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
-    ours = DeviceAdam([b], torch.tensor(3e-4, dtype=torch.float64), betas=(0.5, 0.999), weight_decay=1e-3)
+    ours = adam([b], 3e-4, (0.5, 0.999), 1e-3, "cpu")
+    ours.param_groups[0]["lr"] = torch.tensor(3e-4, dtype=torch.float64)  # compare at float64 precision
     for _ in range(25):
         g = torch.randn(5, 3, dtype=torch.float64)
         a.grad, b.grad = g.clone(), g.clone()
@@ -78,22 +82,18 @@ def test_device_adam_equals_torch_adam_and_shares_its_state_layout():
     torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-15)
     assert set(ours.state[b]) == set(ref.state[a]) == {"step", "exp_avg", "exp_avg_sq"}
     assert float(ours.state[b]["step"]) == 25
-    # torch's checkpoint loads into it, the step count as a float32 tensor beside the parameter.
-    sd = ref.state_dict()
-    sd["state"][0]["step"] = torch.tensor(25.0, dtype=torch.float64)
-    rate = torch.tensor(1.0)
-    back = DeviceAdam([torch.nn.Parameter(b.detach().clone())], rate, betas=(0.5, 0.999), weight_decay=1e-3)
-    back.load_state_dict(sd)
+    # torch's checkpoint loads into it; set_lr then writes the rate the next step reads.
+    back = adam([torch.nn.Parameter(b.detach().clone())], 1.0, (0.5, 0.999), 1e-3, "cpu")
+    back.load_state_dict(copy.deepcopy(ref.state_dict()))  # torch loads same-device tensors without a copy
     (st,) = back.state.values()
-    assert st["step"].dtype == torch.float32 and float(st["step"]) == 25
-    # The rate stays the tensor a captured step reads, holding the loaded value.
-    assert back.param_groups[0]["lr"] is rate and float(rate) == pytest.approx(3e-4)
-    w = torch.nn.Parameter(torch.zeros(2))
-    sgd_rate = torch.tensor(1.0)
-    sgd = DeviceSGD([w], sgd_rate, momentum=0.9)
-    sgd.load_state_dict(torch.optim.SGD([w], 0.025, momentum=0.9).state_dict())
-    assert sgd.param_groups[0]["lr"] is sgd_rate and float(sgd_rate) == pytest.approx(0.025)
-    # Its checkpoint loads into torch's Adam and the next steps agree.
+    assert float(st["step"]) == 25 and float(back.param_groups[0]["lr"]) == pytest.approx(3e-4)
+    set_lr(back, 0.0)
+    (p,) = back.param_groups[0]["params"]
+    before = p.detach().clone()
+    p.grad = torch.ones_like(p)
+    back.step()
+    assert torch.equal(p, before)  # rate 0: the loaded state's step moved nothing
+    # Its checkpoint loads into plain Adam and the next steps agree.
     again = torch.optim.Adam([b], 3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
     again.load_state_dict(ours.state_dict())
     g = torch.randn(5, 3, dtype=torch.float64)
@@ -101,6 +101,24 @@ def test_device_adam_equals_torch_adam_and_shares_its_state_layout():
     ref.step()
     again.step()
     torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-15)
+
+
+def test_engine_sgd_equals_plain_torch_sgd_and_follows_set_lr():
+    torch.manual_seed(0)
+    a = [torch.randn(5, 3, requires_grad=True), torch.randn(7, requires_grad=True)]
+    b = [t.detach().clone().requires_grad_() for t in a]
+    ref = torch.optim.SGD(a, lr=0.05, momentum=0.9, weight_decay=3e-4)
+    ours = sgd(b, 0.05, 0.9, 3e-4, "cpu")
+    for step in range(4):
+        for params, opt in ((a, ref), (b, ours)):
+            opt.zero_grad()
+            sum((p * (step + 1.5)).sin().sum() for p in params).backward()
+            opt.step()
+    for x, y in zip(a, b):
+        torch.testing.assert_close(x, y)
+    assert set(ours.state[b[0]]) == set(ref.state[a[0]]) == {"momentum_buffer"}
+    set_lr(ours, 0.01)
+    assert isinstance(ours.param_groups[0]["lr"], torch.Tensor) and float(ours.param_groups[0]["lr"]) == pytest.approx(0.01)
 
 
 @pytest.mark.parametrize("order,partial", [("first", 1), ("first", 2), ("second", 1)])
@@ -187,7 +205,8 @@ def test_cuda_graph_capture_falls_back_with_a_warning_on_cpu(caplog):
     assert step.capture == "none" and "needs a CUDA device" in caplog.text
     with pytest.raises(ValueError, match="capture must be one of"):
         SearchStep(model, arch, w_opt, a_opt, capture="graph")
-    assert isinstance(w_opt, DeviceSGD) and isinstance(a_opt, DeviceAdam)
+    assert isinstance(w_opt, torch.optim.SGD) and isinstance(a_opt, torch.optim.Adam)
+    assert w_opt.defaults["fused"] and a_opt.defaults["fused"] and a_opt.defaults["capturable"]
 
 
 def test_keep_output_batch_norm_equals_torch_batch_norm():
@@ -303,10 +322,11 @@ def test_search_run_options_capture_recompute_and_lr_schedule(tmp_path, caplog):
     ck = torch.load(tmp_path / "plain" / "checkpoint.pt", weights_only=True)
     ck["format"] = 1
     torch.save(ck, tmp_path / "plain" / "checkpoint.pt")
+    (tmp_path / "plain" / "config.json").unlink()  # the checkpoint alone must be refused
     with pytest.raises(NasgalError, match="checkpoint format 1") as info:
         search(space, _synthetic(), _config(epochs=3), tmp_path / "plain")
     assert "--restart" in info.value.hint
-    from nasgal.search.run import search_config
+    from nasgal.search.config import search_config
 
     with pytest.raises(NasgalError, match="capture") as bad:  # validated by the config model, before any run
         search_config(epochs=2, batch_size=4, capture="graph")
@@ -352,7 +372,7 @@ def test_bf16_steps_run_with_every_memory_option(order, partial, recompute, chan
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     w_opt, a_opt = make_optimizers(model, arch, device=torch.device("cpu"), **HP)
-    step = SearchStep(model, arch, w_opt, a_opt, order=order, bf16=True)
+    step = SearchStep(model, arch, w_opt, a_opt, order=order, precision="bf16")
     x = torch.randn(4, 3, 8, 8).contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     alpha0 = arch.alpha_normal.detach().clone()
     step(x, torch.randint(0, 10, (4,)), x.clone(), torch.randint(0, 10, (4,)))

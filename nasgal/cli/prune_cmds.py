@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from ..errors import NasgalError
+from ..prune.config import PruneConfig
+from .options import RESTART_HELP, RESUME_HELP, check_resume, setting
 
 
 def print_prune_results(results: dict, as_json: bool) -> None:
@@ -43,34 +45,46 @@ def print_prune_results(results: dict, as_json: bool) -> None:
         console.print(f"note: {event}")
 
 
+def _p(name: str, *flags: str) -> Any:
+    return setting(PruneConfig, name, *flags)
+
+
 def prune_cmd(
     network: Annotated[str, typer.Argument(help="Network spec file of the trained network.", show_default=False)],
     weights: Annotated[str, typer.Option("--weights", "-w", help="Training run directory or checkpoint of NETWORK.")],
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="fashion_mnist, mnist, cifar10, cifar100 or image_folder:PATH.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (created; re-running resumes).")],
     data_dir: Annotated[Optional[str], typer.Option(help="Folder with the dataset files (searched first).")] = None,
-    subset: Annotated[Optional[int], typer.Option(help="Use N training images, stratified by class.")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Pruning epochs (default 10).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Images per GAL iteration (default 100).")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Generator weights' learning rate (default 0.01).")] = None,
-    lam: Annotated[Optional[float], typer.Option(help="L1 strength λ on the node masks.")] = None,
-    mu: Annotated[Optional[float], typer.Option(help="Weight μ of the teacher-generator data loss.")] = None,
-    mask_lr: Annotated[Optional[float], typer.Option(help="Step size of the FISTA mask updates.")] = None,
-    critic_steps: Annotated[Optional[int], typer.Option(help="Critic steps per generator step (default 5).")] = None,
-    clip: Annotated[Optional[float], typer.Option(help="Critic weight clipping (0: off).")] = None,
-    gp: Annotated[Optional[float], typer.Option(help="Gradient-penalty weight (0: off).")] = None,
-    bn: Annotated[Optional[str], typer.Option(help="Generator BatchNorm: eval (teacher statistics) or train.")] = None,
-    critic_weight_decay: Annotated[Optional[float], typer.Option(
-        help="L2 weight decay of the critic, the paper's R(W_D) (default 3e-4; 0: off).")] = None,
-    noise_dropout: Annotated[Optional[float], typer.Option(
-        help="The paper's noise z: dropout rate on the generator's input images (default 0: off).")] = None,
-    keep_params: Annotated[Optional[float], typer.Option(help="Keep at most this fraction of the parameters.")] = None,
-    keep_nodes: Annotated[Optional[float], typer.Option(help="Keep this fraction of the nodes (within one node).")] = None,
-    threshold: Annotated[Optional[float], typer.Option(help="Remove a node when its mask is at or below this (default 0).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N.")] = None,
-    precision: Annotated[Optional[str], typer.Option(help="fp32 or bf16 (autocast).")] = None,
-    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for torch.")] = None,
+    subset: Annotated[Optional[int], _p("subset")] = None,
+    val_fraction: Annotated[Optional[float], _p("val_fraction")] = None,
+    epochs: Annotated[Optional[int], _p("epochs")] = None,
+    batch_size: Annotated[Optional[int], _p("batch_size")] = None,
+    lr: Annotated[Optional[float], _p("lr")] = None,
+    momentum: Annotated[Optional[float], _p("momentum")] = None,
+    weight_decay: Annotated[Optional[float], _p("weight_decay")] = None,
+    bn: Annotated[Optional[str], _p("bn")] = None,
+    lam: Annotated[Optional[float], _p("lam")] = None,
+    mu: Annotated[Optional[float], _p("mu")] = None,
+    noise_dropout: Annotated[Optional[float], _p("noise_dropout")] = None,
+    mask_lr: Annotated[Optional[float], _p("mask_lr")] = None,
+    lam_warmup: Annotated[Optional[int], _p("lam_warmup")] = None,
+    fista_restart: Annotated[Optional[int], _p("fista_restart")] = None,
+    threshold: Annotated[Optional[float], _p("threshold")] = None,
+    critic_steps: Annotated[Optional[int], _p("critic_steps")] = None,
+    critic_weight_decay: Annotated[Optional[float], _p("critic_weight_decay")] = None,
+    critic_lr: Annotated[Optional[float], _p("critic_lr")] = None,
+    clip: Annotated[Optional[float], _p("clip")] = None,
+    gp: Annotated[Optional[float], _p("gp")] = None,
+    keep_params: Annotated[Optional[float], _p("keep_params")] = None,
+    keep_nodes: Annotated[Optional[float], _p("keep_nodes")] = None,
+    seed: Annotated[Optional[int], _p("seed")] = None,
+    device: Annotated[Optional[str], _p("device")] = None,
+    precision: Annotated[Optional[str], _p("precision")] = None,
+    channels_last: Annotated[Optional[bool], _p("channels_last", "--channels-last/--no-channels-last")] = None,
+    eval_batch_size: Annotated[Optional[int], _p("eval_batch_size")] = None,
+    threads: Annotated[Optional[int], _p("threads", "--threads")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help=RESUME_HELP)] = False,
+    restart: Annotated[bool, typer.Option("--restart", help=RESTART_HELP)] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> int:
@@ -83,25 +97,21 @@ def prune_cmd(
     from ..train import load_weights
     from .train_cmds import load_network_arg
 
-    from ..train.rundir import check_out_dir
-
-    check_out_dir(out)  # before anything slow: a wrong --out fails at once
+    check_resume(out, resume, restart)  # before anything slow: a wrong --out fails at once
     net = load_network_arg(network)
-    if keep_params is not None and keep_nodes is not None:
-        raise NasgalError("give --keep-params or --keep-nodes, not both")
+    cfg = resolve_prune_config(
+        subset=subset, val_fraction=val_fraction, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
+        weight_decay=weight_decay, bn=bn, lam=lam, mu=mu, noise_dropout=noise_dropout, mask_lr=mask_lr,
+        lam_warmup=lam_warmup, fista_restart=fista_restart, threshold=threshold, critic_steps=critic_steps,
+        critic_weight_decay=critic_weight_decay, critic_lr=critic_lr, clip=clip, gp=gp, keep_params=keep_params,
+        keep_nodes=keep_nodes, seed=seed, device=device, precision=precision, channels_last=channels_last,
+        eval_batch_size=eval_batch_size, threads=threads,
+    )
     wpath = Path(weights)
     if not wpath.exists():
         raise NasgalError(f"--weights: {weights} does not exist", hint="pass a `nasgal train` run directory or checkpoint")
-    cfg = resolve_prune_config(
-        epochs=epochs, batch_size=batch_size, lr=lr, lam=lam, mu=mu, mask_lr=mask_lr, critic_steps=critic_steps,
-        gp=gp, bn=bn, critic_weight_decay=critic_weight_decay, noise_dropout=noise_dropout,
-        keep_params=keep_params, keep_nodes=keep_nodes, threshold=threshold, subset=subset,
-        seed=seed, device=device, precision=precision, threads=threads,
-    )
-    if clip is not None:
-        cfg = cfg.model_copy(update={"clip": clip if clip > 0 else None})
     _, results = prune(net, load_weights(wpath), dataset=dataset, config=cfg, out_dir=out, data_dir=data_dir,
-                       reporter=default_reporter(not quiet))
+                       restart=restart, reporter=default_reporter(not quiet))
     print_prune_results(results, as_json)
     if not as_json:
         sys.stderr.write(f"pruned spec: {out / 'pruned.json'}\n")

@@ -156,7 +156,7 @@ def measure_latency(
         raise NasgalError("nothing to time: give at least one network")
     if rounds < 1 or block_s <= 0 or any(b < 1 for b in batches):
         raise NasgalError("rounds, block time and batch sizes must be positive")
-    from ..train.rundir import resolve_device
+    from ..engine.rundir import resolve_device
 
     dev = resolve_device(str(device))
     threads_before = torch.get_num_threads()

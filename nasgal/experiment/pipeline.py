@@ -23,7 +23,7 @@ from ..errors import NasgalError
 from ..progress import Reporter
 from ..spec import Genotype, Network, load, save, stack
 from ..spec.library import resolve_spec_path
-from ..train.rundir import run_lock
+from ..engine.rundir import NETWORK, RESULTS, read_json_object, run_lock
 from .config import Experiment
 
 STAGES = ("search", "stack", "baseline", "prune", "retrain", "report")
@@ -73,13 +73,14 @@ def _stop(interrupt: tuple[str, int] | None, stage: str) -> int | None:
 def run_search(exp: Experiment, out: Path, reporter: Reporter, download: bool,
                interrupt: tuple[str, int] | None) -> tuple[Genotype, dict[str, Any]]:
     from ..data import load_dataset
-    from ..search.run import search, search_config
+    from ..search.config import search_config
+    from ..search.run import search
     from ..search.space import load_space
-    from ..train.rundir import resolve_device
+    from ..engine.rundir import resolve_device
 
     s = exp.search
     assert s is not None
-    _stop(interrupt, "search")
+    stop = _stop(interrupt, "search")
     kwargs: dict[str, Any] = {"download": download}
     if exp.image_size:
         kwargs["image_size"] = exp.image_size
@@ -93,11 +94,13 @@ def run_search(exp: Experiment, out: Path, reporter: Reporter, download: bool,
     cfg = search_config(
         epochs=s.epochs, order=s.order, partial_channels=s.partial_channels, batch_size=s.batch_size,
         seed=exp.seed, device=str(resolve_device(exp.device)), dataset=ds.info.name, subset=s.subset,
-        bf16=s.precision == "bf16", capture=s.capture, recompute=s.recompute,
+        precision=s.precision, capture=s.capture, recompute=s.recompute,
     )
     t0 = time.perf_counter()
     reporter.message(f"search: {s.epochs} epochs on {len(ds)} images")
-    genotype = search(space, ds, cfg, out / "search", reporter=reporter)
+    genotype = search(space, ds, cfg, out / "search", reporter=reporter, stop_after=stop)
+    if genotype is None:
+        raise Interrupted(f"stopped inside the search after {stop} epochs")
     return genotype, {"wall_time_s": time.perf_counter() - t0}
 
 
@@ -154,7 +157,7 @@ def _run_experiment(exp: Experiment, out: Path, reporter: Reporter, download: bo
         input_size=tuple(info.size), reductions=n.reductions, stem=n.stem, auxiliary=n.auxiliary,
         drop_path=n.drop_path, name=f"{exp.name}",
     )
-    save(network, out / "network.json")
+    save(network, out / NETWORK)
     times["stack"] = time.perf_counter() - t0
     result = ExperimentResult(out, network, genotype, search=search_info, stage_times=times)
 
@@ -203,13 +206,8 @@ def _run_experiment(exp: Experiment, out: Path, reporter: Reporter, download: bo
 
 
 def _search_time(run: Path, fallback: float) -> float:
-    import json
-
-    path = run / "metrics.jsonl"
-    if not path.exists():
-        return fallback
+    """The search's own wall time (its results), which a resumed search still knows."""
     try:
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return float(sum(r.get("epoch_time_s", 0.0) for r in rows)) or fallback
-    except (OSError, ValueError, TypeError, AttributeError):  # a damaged record costs the figure, not the run
+        return float(read_json_object(run / RESULTS).get("wall_time_s") or 0.0) or fallback
+    except (NasgalError, ValueError, TypeError):  # a damaged record costs the figure, not the run
         return fallback

@@ -1,25 +1,36 @@
-"""GAL pruning (DARTS-GAL): learn sparse node masks against a frozen teacher, emit a pruned spec."""
+"""GAL pruning (DARTS-GAL): learn sparse node masks against a frozen teacher, emit a pruned spec.
 
-from .budget import Selection, candidates, rank_nodes, select_nodes
+The settings (:mod:`~nasgal.prune.config`) need no torch; the rest is imported on first use, so
+the command line starts fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from .config import PruneConfig, resolve_prune_config
-from .critic import Critic
-from .fista import MaskFista
-from .gal import load_teacher, prune, weights_fingerprint
-from .inherit import inherit_weights
-from .step import GALStep
 
-__all__ = [
-    "Critic",
-    "GALStep",
-    "MaskFista",
-    "PruneConfig",
-    "Selection",
-    "candidates",
-    "inherit_weights",
-    "load_teacher",
-    "prune",
-    "rank_nodes",
-    "resolve_prune_config",
-    "select_nodes",
-    "weights_fingerprint",
-]
+_LAZY = {
+    "Selection": "budget",
+    "candidates": "budget",
+    "rank_nodes": "budget",
+    "select_nodes": "budget",
+    "Critic": "critic",
+    "MaskFista": "fista",
+    "PruneStage": "gal",
+    "load_teacher": "gal",
+    "prune": "gal",
+    "weights_fingerprint": "gal",
+    "inherit_weights": "inherit",
+    "GALStep": "step",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["PruneConfig", "resolve_prune_config", *_LAZY]

@@ -6,13 +6,12 @@ go into the pruned spec's ``pruning.params``, so a pruned network says how it wa
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from ..errors import ConfigError
+from ..engine.config import Settings
 from ..options import Precision
-from ..spec.io import problems_of
 
 
 #: The paper's R(W_D) and noise z (DARTS-GAL §3.3-3.4, after GAL) name terms without a form or a
@@ -23,10 +22,11 @@ CRITIC_WEIGHT_DECAY = 3e-4
 NOISE_DROPOUT = 0.0
 
 
-class PruneConfig(BaseModel):
+class PruneConfig(Settings):
     """Everything that decides a GAL pruning run besides the network, its weights and the data."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    SOURCE: ClassVar[str] = "pruning settings"
+    RUNTIME: ClassVar[frozenset[str]] = frozenset({"device", "threads"})
 
     # Schedule and data (the paper: batch 100, lr 0.01).
     epochs: int = Field(10, ge=1, description="Pruning epochs over the training split.")
@@ -71,7 +71,7 @@ class PruneConfig(BaseModel):
     critic_lr: float | None = Field(
         None, gt=0, description="Critic learning rate (None: 5e-5 RMSprop with clipping, 1e-4 Adam with GP)."
     )
-    clip: float | None = Field(0.01, gt=0, description="Critic weight clipping bound (None: no clipping).")
+    clip: float | None = Field(0.01, ge=0, description="Critic weight clipping bound (0 or None: no clipping).")
     gp: float = Field(0.0, ge=0, description="Gradient-penalty weight (WGAN-GP; 0: off). With GP, use clip=None.")
     # Budget: a target instead of (or on top of) λ's own sparsity.
     keep_params: float | None = Field(
@@ -87,6 +87,11 @@ class PruneConfig(BaseModel):
     channels_last: bool = Field(True, description="NHWC memory layout for teacher and generator.")
     eval_batch_size: int = Field(512, ge=1, description="Batch size of validation passes.")
     threads: int | None = Field(None, ge=1, description="CPU threads for torch (None: torch's default).")
+
+    @field_validator("clip")
+    @classmethod
+    def _zero_clip_is_off(cls, v: float | None) -> float | None:
+        return None if v == 0 else v
 
     @model_validator(mode="after")
     def _one_budget(self) -> "PruneConfig":
@@ -116,7 +121,4 @@ class PruneConfig(BaseModel):
 
 def resolve_prune_config(**overrides: Any) -> PruneConfig:
     """The defaults with ``overrides`` (those not ``None``) applied on top."""
-    try:
-        return PruneConfig(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as err:
-        raise ConfigError(problems_of(err), source="pruning settings") from None
+    return PruneConfig.resolve(**overrides)

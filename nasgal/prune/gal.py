@@ -19,35 +19,19 @@ import torch
 
 from ..compiler import compile_network
 from ..data import DeviceLoader
+from ..engine.data import DataSplits, prepare_splits
+from ..engine.loop import Interrupted, Stage, run_stage
+from ..engine.optim import sgd
+from ..engine.rundir import ENV, PRUNE_LOG, PRUNED, RESULTS, environment, read_json_object, use_device, write_json
+from ..engine.step import evaluate
 from ..errors import NasgalError
 from ..progress import Reporter
 from ..spec import Network, Pruning, count_params, load, save, spec_hash
-from ..train.config import resolve_config
-from ..train.rundir import (
-    environment,
-    load_state,
-    open_run,
-    read_json_object,
-    resolve_device,
-    run_checkpoint,
-    run_lock,
-    run_record,
-    save_checkpoint,
-    start_run,
-    write_json,
-    write_jsonl,
-)
-from ..train.runner import DataSplits, prepare_data
-from ..train.step import evaluate
 from .budget import candidates, select_nodes
 from .config import PruneConfig
 from .critic import Critic
 from .fista import MaskFista
 from .step import GALStep
-
-CHECKPOINT = "checkpoint.pt"
-PRUNED = "pruned.json"
-LOG = "prune_log.jsonl"
 
 
 def weights_fingerprint(state: dict[str, torch.Tensor]) -> str:
@@ -111,6 +95,7 @@ def prune(
     data_dir: str | None = None,
     reporter: Reporter | None = None,
     stop_after: int | None = None,
+    restart: bool = False,
     download: bool = True,
     data: DataSplits | None = None,
 ) -> tuple[Network | None, dict[str, Any]]:
@@ -119,173 +104,172 @@ def prune(
     Writes ``pruned.json``, ``prune_log.jsonl``, ``checkpoint.pt`` and ``metrics.json`` in
     ``out_dir``. ``stop_after`` ends the call after that many completed epochs in total (as an
     interruption would), returning ``(None, {"interrupted_after_epoch": n})``; run again to
-    continue. Selection uses the training split and its held-out validation part only.
-    ``out_dir`` is held for this process while it runs (:func:`~nasgal.train.rundir.run_lock`).
+    continue. ``restart`` removes an old run in ``out_dir`` first. Selection uses the training
+    split and its held-out validation part only. ``out_dir`` is held for this process while it
+    runs (:func:`~nasgal.engine.rundir.run_lock`).
     """
-    out = Path(out_dir)
-    with run_lock(out):
-        return _prune(network, teacher_state, dataset, config, out, data_dir, reporter or Reporter(), stop_after,
-                      download, data)
+    stage = PruneStage(network, teacher_state, dataset, config, Path(out_dir), data_dir, download, data)
+    result = run_stage(stage, reporter=reporter, restart=restart, stop_after=stop_after)
+    if isinstance(result, Interrupted):
+        return None, {"interrupted_after_epoch": result.epochs_done}
+    return result
 
 
-def _prune(network: Network, teacher_state: dict[str, torch.Tensor], dataset: str, cfg: PruneConfig, out: Path,
-           data_dir: str | None, reporter: Reporter, stop_after: int | None, download: bool,
-           data: DataSplits | None) -> tuple[Network | None, dict[str, Any]]:
-    teacher = load_teacher(network, teacher_state)  # fails early on weights of another network
-    record = {"dataset": dataset, "network": network.name, "network_hash": spec_hash(network),
-              "weights": weights_fingerprint(teacher_state), "config": cfg.model_dump()}
-    identity = {"network_hash": "network", "dataset": "dataset", "weights": "teacher weights"}
-    if open_run(out, record, identity, what="pruning run", outputs=("metrics.json", PRUNED), reporter=reporter):
-        return load(out / PRUNED), read_json_object(out / "metrics.json")
+class PruneStage(Stage[tuple[Network, dict[str, Any]]]):
+    """``nasgal prune`` on the engine: GAL iterations against the frozen teacher, then node selection."""
 
-    device = resolve_device(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    tcfg = resolve_config("paper", subset=cfg.subset, seed=cfg.seed, val_fraction=cfg.val_fraction)
-    data = data or prepare_data(network, dataset, data_dir, tcfg, download)
-    loader = DeviceLoader(data.train, batch_size=cfg.batch_size, shuffle=True, drop_last=True, device=device,
-                          seed=cfg.seed, channels_last=cfg.channels_last)
-    val_loader = (DeviceLoader(data.val, batch_size=cfg.eval_batch_size, shuffle=False, drop_last=False,
-                               device=device, channels_last=cfg.channels_last) if data.val is not None else None)
-    memory = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    kind, what, log = "prune", "pruning run", PRUNE_LOG
+    records = (ENV,)
+    outputs = (RESULTS, PRUNED)
 
-    # Teacher: frozen, eval mode. Generator: same weights, gates at 1. Critic: seeded MLP.
-    teacher.to(device, memory_format=memory).eval().requires_grad_(False)
-    generator = load_teacher(network, teacher_state, gates=True).to(device, memory_format=memory)
-    generator.set_drop_path(0.0, enabled=False)
-    generator.train(cfg.bn == "train")
-    torch.manual_seed(cfg.seed)
-    critic = Critic(network.classes).to(device)
-    weights = [p for n, p in generator.named_parameters() if not n.endswith(".gate")]
-    opt_g = torch.optim.SGD(weights, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True)
-    # R(W_D): L2 weight decay on the critic, added to its gradient as R(W_G) is to the generator's.
-    if cfg.gp > 0:
-        opt_d: torch.optim.Optimizer = torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr_value, betas=(0.5, 0.9),
-                                                        weight_decay=cfg.critic_weight_decay)
-    else:
-        opt_d = torch.optim.RMSprop(critic.parameters(), lr=cfg.critic_lr_value, weight_decay=cfg.critic_weight_decay)
-    gates = generator.gates()
-    fista = MaskFista([gates[p] for p in sorted(gates)], cfg.mask_lr, cfg.fista_restart)
-    step = GALStep(teacher, generator, critic, opt_g, opt_d, fista, mu=cfg.mu, critic_steps=cfg.critic_steps,
-                   clip=cfg.clip, gp=cfg.gp, noise=cfg.noise_dropout, precision=cfg.precision, device=device)
-    cand = candidates(network)
-    params_before = count_params(network)
+    def __init__(self, network: Network, teacher_state: dict[str, torch.Tensor], dataset: str, cfg: PruneConfig,
+                 out: Path, data_dir: str | None, download: bool, data: DataSplits | None) -> None:
+        self.teacher = load_teacher(network, teacher_state)  # fails early on weights of another network
+        self.network, self.teacher_state, self.dataset, self.cfg, self.out = network, teacher_state, dataset, cfg, out
+        self.data_dir, self.download, self.data = data_dir, download, data
+        self.epochs, self.spec, self.epoch_seed, self.ignore = cfg.epochs, network, cfg.seed, cfg.RUNTIME
+        self.record = {"dataset": dataset, "network": network.name, "network_hash": spec_hash(network),
+                       "weights": weights_fingerprint(teacher_state), "config": cfg.model_dump()}
+        self.identity = {"network_hash": "network", "dataset": "dataset", "weights": "teacher weights"}
+        self.cand = candidates(network)
+        self.integral: list[dict[int, float]] = [{n: 0.0 for n in nodes} for nodes in self.cand]
 
-    history: list[dict[str, Any]] = []
-    integral = [{n: 0.0 for n in nodes} for nodes in cand]
-    start_epoch, elapsed = 0, 0.0
-    teacher_val = evaluate(teacher, val_loader, cfg.precision, device)[1] if val_loader is not None else None
-    ckpt_path = out / CHECKPOINT
-    if ckpt_path.exists():
-        keys = ("epoch", "generator", "critic", "opt_g", "opt_d", "fista", "history", "integral")
-        ckpt = run_checkpoint(ckpt_path, "prune", keys, record, identity, what="pruning run", map_location=device)
-        load_state(generator, ckpt["generator"], ckpt_path, "generator")
-        load_state(critic, ckpt["critic"], ckpt_path, "critic")
-        load_state(opt_g, ckpt["opt_g"], ckpt_path, "generator optimizer")
-        load_state(opt_d, ckpt["opt_d"], ckpt_path, "critic optimizer")
-        load_state(fista, ckpt["fista"], ckpt_path, "mask state")
-        start_epoch = int(ckpt["epoch"]) + 1
-        history = list(ckpt["history"])
-        integral = [{int(n): float(v) for n, v in d.items()} for d in ckpt["integral"]]
-        elapsed = float(ckpt.get("elapsed", 0.0))
-        reporter.message(f"resuming {out} after epoch {start_epoch}/{cfg.epochs}")
+    def stored(self) -> tuple[Network, dict[str, Any]]:
+        return load(self.out / PRUNED), read_json_object(self.out / RESULTS)
 
-    steps = len(loader)
-    start_run(out, network, record)  # the run has really started: now it may write its record
-    try:
-        for epoch in range(start_epoch, cfg.epochs):
-            if stop_after is not None and epoch >= stop_after:
-                return None, {"interrupted_after_epoch": epoch}
-            t0 = time.perf_counter()
-            torch.manual_seed(cfg.seed * 1_000_003 + epoch)  # gradient-penalty stream of this epoch
-            loader.set_epoch(epoch)
-            reporter.start("prune", epoch, cfg.epochs, steps)
-            for i, (x, _) in enumerate(loader):
-                step(x, lam_at(cfg, epoch * steps + i, steps))
-                reporter.advance()
-            fista.finish()
-            stats = step.read_stats()
-            masks = _mask_dicts(gates, fista.masks(), network, cand)
-            for p, m in enumerate(masks):
-                for n, v in m.items():
-                    integral[p][n] += v
-            train_time = time.perf_counter() - t0
-            row: dict[str, Any] = {"epoch": epoch + 1, **{k: v for k, v in stats.items() if k != "images"}}
-            row["mask_l1"] = sum(sum(m.values()) for m in masks)
-            row["nodes_alive"] = sum(1 for m in masks for v in m.values() if v > cfg.threshold)
-            row["lam"] = lam_at(cfg, (epoch + 1) * steps - 1, steps)
-            row.update(epoch_time_s=train_time, images_per_s=stats["images"] / max(train_time, 1e-9))
-            row["masks"] = {str(p): {str(n): v for n, v in m.items()} for p, m in enumerate(masks)}
-            elapsed += train_time
-            history.append(row)
-            save_checkpoint(ckpt_path, {
-                "stage": "prune", "run": run_record(record),
-                "epoch": epoch, "generator": generator.state_dict(), "critic": critic.state_dict(),
-                "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "fista": fista.state_dict(),
-                "history": history, "integral": [{int(n): v for n, v in d.items()} for d in integral],
-                "elapsed": elapsed,
-            })
-            write_jsonl(out / LOG, history)
-            reporter.end({k: v for k, v in row.items() if k != "masks"})
-    finally:
-        reporter.close()
+    def setup(self) -> None:
+        cfg, network = self.cfg, self.network
+        self.device = device = use_device(cfg.device, cfg.threads)
+        self.data = data = self.data or prepare_splits(network, self.dataset, self.data_dir, subset=cfg.subset,
+                                                       val_fraction=cfg.val_fraction, seed=cfg.seed,
+                                                       download=self.download)
+        self.loader = DeviceLoader(data.train, batch_size=cfg.batch_size, shuffle=True, drop_last=True, device=device,
+                                   seed=cfg.seed, channels_last=cfg.channels_last)
+        self.val_loader = (DeviceLoader(data.val, batch_size=cfg.eval_batch_size, shuffle=False, drop_last=False,
+                                        device=device, channels_last=cfg.channels_last)
+                           if data.val is not None else None)
+        memory = torch.channels_last if cfg.channels_last else torch.contiguous_format
 
-    masks = _mask_dicts(gates, fista.masks(), network, cand)
-    sel = select_nodes(network, masks, threshold=cfg.threshold, keep_params=cfg.keep_params,
-                       keep_nodes=cfg.keep_nodes, integral=integral)
-    for event in sel.events:
-        reporter.message(event)
-    gen_val = gen_pruned_val = None
-    if val_loader is not None:
-        gen_val = evaluate(generator, val_loader, cfg.precision, device)[1]
-        with torch.no_grad():  # the masked generator after thresholding: removed nodes' gates at 0
-            saved = {p: g.detach().clone() for p, g in gates.items()}
-            for p, g in gates.items():
-                ids = list(network.cell_at(p).nodes)
-                for j, n in enumerate(ids):
-                    if n not in sel.kept[p]:
-                        g[j] = 0.0
-            gen_pruned_val = evaluate(generator, val_loader, cfg.precision, device)[1]
-            for p, g in gates.items():
-                g.copy_(saved[p])
+        # Teacher: frozen, eval mode. Generator: same weights, gates at 1. Critic: seeded MLP.
+        self.teacher.to(device, memory_format=memory).eval().requires_grad_(False)
+        self.generator = generator = load_teacher(network, self.teacher_state, gates=True).to(device, memory_format=memory)
+        generator.set_drop_path(0.0, enabled=False)
+        generator.train(cfg.bn == "train")
+        torch.manual_seed(cfg.seed)
+        self.critic = critic = Critic(network.classes).to(device)
+        weights = [p for n, p in generator.named_parameters() if not n.endswith(".gate")]
+        self.opt_g = sgd(weights, cfg.lr, cfg.momentum, cfg.weight_decay, device)
+        # R(W_D): L2 weight decay on the critic, added to its gradient as R(W_G) is to the generator's.
+        if cfg.gp > 0:
+            self.opt_d: torch.optim.Optimizer = torch.optim.Adam(
+                critic.parameters(), lr=cfg.critic_lr_value, betas=(0.5, 0.9), weight_decay=cfg.critic_weight_decay)
+        else:
+            self.opt_d = torch.optim.RMSprop(critic.parameters(), lr=cfg.critic_lr_value,
+                                             weight_decay=cfg.critic_weight_decay)
+        self.gates = gates = generator.gates()
+        self.fista = MaskFista([gates[p] for p in sorted(gates)], cfg.mask_lr, cfg.fista_restart)
+        self.step = GALStep(self.teacher, generator, critic, self.opt_g, self.opt_d, self.fista, mu=cfg.mu,
+                            critic_steps=cfg.critic_steps, clip=cfg.clip, gp=cfg.gp, noise=cfg.noise_dropout,
+                            precision=cfg.precision, device=device)
+        self.teacher_val = (evaluate(self.teacher, self.val_loader, cfg.precision, device)[1]
+                            if self.val_loader is not None else None)
 
-    params = {**cfg.record(), "dataset": dataset, "teacher_weights": record["weights"],
-              "budget": cfg.budget, "budget_met": sel.budget_met, "revived": sel.revived}
-    pruned = network.with_kept_nodes(
-        sel.kept, mask=masks,
-        pruning=Pruning(method="gal", parent=spec_hash(network), threshold=cfg.threshold, params=params),
-    )
-    pruned = pruned.model_copy(update={"name": f"{network.name}-gal"})
-    save(pruned, out / PRUNED)
-    params_after = count_params(pruned)
-    results: dict[str, Any] = {
-        "network": network.name,
-        "pruned": pruned.name,
-        "network_hash": spec_hash(network),
-        "pruned_hash": spec_hash(pruned),
-        "dataset": dataset,
-        "params_before": params_before,
-        "params_after": params_after,
-        "params_kept": params_after / params_before,
-        "nodes_before": sum(len(c) for c in cand),
-        "nodes_after": sum(len(k) for k in sel.kept),
-        "kept": sel.kept,
-        "reductions": network.reductions,
-        "masks": [{str(n): v for n, v in m.items()} for m in masks],
-        "threshold": cfg.threshold,
-        "budget": cfg.budget,
-        "budget_target": sel.target,
-        "budget_met": sel.budget_met,
-        "revived": sel.revived,
-        "events": sel.events,
-        "val_accuracy_teacher": teacher_val,
-        "val_accuracy_generator": gen_val,
-        "val_accuracy_generator_pruned": gen_pruned_val,
-        "epochs": cfg.epochs,
-        "train_images": len(data.train),
-        "wall_time_s": elapsed,
-        "device": str(device),
-    }
-    write_json(out / "env.json", environment(device, cfg.seed))
-    write_json(out / "metrics.json", results)
-    return pruned, results
+    def parts(self) -> dict[str, tuple[Any, str]]:
+        return {"generator": (self.generator, "generator"), "critic": (self.critic, "critic"),
+                "opt_g": (self.opt_g, "generator optimizer"), "opt_d": (self.opt_d, "critic optimizer"),
+                "fista": (self.fista, "mask state")}
+
+    def extra(self) -> dict[str, Any]:
+        return {"integral": [{int(n): v for n, v in d.items()} for d in self.integral]}
+
+    def load_extra(self, ck: dict[str, Any]) -> None:
+        self.integral = [{int(n): float(v) for n, v in d.items()} for d in ck["integral"]]
+
+    def steps(self) -> int:
+        return len(self.loader)
+
+    def run_epoch(self, epoch: int, reporter: Reporter) -> dict[str, Any]:
+        cfg, steps, t0 = self.cfg, len(self.loader), time.perf_counter()
+        self.loader.set_epoch(epoch)
+        for i, (x, _) in enumerate(self.loader):
+            self.step(x, lam_at(cfg, epoch * steps + i, steps))
+            reporter.advance()
+        self.fista.finish()
+        stats = self.step.read_stats()
+        masks = _mask_dicts(self.gates, self.fista.masks(), self.network, self.cand)
+        for p, m in enumerate(masks):
+            for n, v in m.items():
+                self.integral[p][n] += v
+        train_time = time.perf_counter() - t0
+        row: dict[str, Any] = {k: v for k, v in stats.items() if k != "images"}
+        row["mask_l1"] = sum(sum(m.values()) for m in masks)
+        row["nodes_alive"] = sum(1 for m in masks for v in m.values() if v > cfg.threshold)
+        row["lam"] = lam_at(cfg, (epoch + 1) * steps - 1, steps)
+        row["images_per_s"] = stats["images"] / max(train_time, 1e-9)
+        row["masks"] = {str(p): {str(n): v for n, v in m.items()} for p, m in enumerate(masks)}
+        return row
+
+    def shown(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in row.items() if k != "masks"}
+
+    def finish(self, rows: list[dict[str, Any]], elapsed: float, reporter: Reporter) -> tuple[Network, dict[str, Any]]:
+        cfg, network, device, out, gates = self.cfg, self.network, self.device, self.out, self.gates
+        masks = _mask_dicts(gates, self.fista.masks(), network, self.cand)
+        sel = select_nodes(network, masks, threshold=cfg.threshold, keep_params=cfg.keep_params,
+                           keep_nodes=cfg.keep_nodes, integral=self.integral)
+        for event in sel.events:
+            reporter.message(event)
+        gen_val = gen_pruned_val = None
+        if self.val_loader is not None:
+            gen_val = evaluate(self.generator, self.val_loader, cfg.precision, device)[1]
+            with torch.no_grad():  # the masked generator after thresholding: removed nodes' gates at 0
+                saved = {p: g.detach().clone() for p, g in gates.items()}
+                for p, g in gates.items():
+                    ids = list(network.cell_at(p).nodes)
+                    for j, n in enumerate(ids):
+                        if n not in sel.kept[p]:
+                            g[j] = 0.0
+                gen_pruned_val = evaluate(self.generator, self.val_loader, cfg.precision, device)[1]
+                for p, g in gates.items():
+                    g.copy_(saved[p])
+
+        params = {**cfg.record(), "dataset": self.dataset, "teacher_weights": self.record["weights"],
+                  "budget": cfg.budget, "budget_met": sel.budget_met, "revived": sel.revived}
+        pruned = network.with_kept_nodes(
+            sel.kept, mask=masks,
+            pruning=Pruning(method="gal", parent=spec_hash(network), threshold=cfg.threshold, params=params),
+        )
+        pruned = pruned.model_copy(update={"name": f"{network.name}-gal"})
+        save(pruned, out / PRUNED)
+        params_before, params_after = count_params(network), count_params(pruned)
+        results: dict[str, Any] = {
+            "network": network.name,
+            "pruned": pruned.name,
+            "network_hash": spec_hash(network),
+            "pruned_hash": spec_hash(pruned),
+            "dataset": self.dataset,
+            "params_before": params_before,
+            "params_after": params_after,
+            "params_kept": params_after / params_before,
+            "nodes_before": sum(len(c) for c in self.cand),
+            "nodes_after": sum(len(k) for k in sel.kept),
+            "kept": sel.kept,
+            "reductions": network.reductions,
+            "masks": [{str(n): v for n, v in m.items()} for m in masks],
+            "threshold": cfg.threshold,
+            "budget": cfg.budget,
+            "budget_target": sel.target,
+            "budget_met": sel.budget_met,
+            "revived": sel.revived,
+            "events": sel.events,
+            "val_accuracy_teacher": self.teacher_val,
+            "val_accuracy_generator": gen_val,
+            "val_accuracy_generator_pruned": gen_pruned_val,
+            "epochs": cfg.epochs,
+            "train_images": len(self.data.train),
+            "wall_time_s": elapsed,
+            "device": str(device),
+        }
+        write_json(out / ENV, environment(device, cfg.seed))
+        write_json(out / RESULTS, results)
+        return pruned, results

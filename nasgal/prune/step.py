@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..train.step import split_output
+from ..engine.precision import autocast
+from ..engine.step import split_output
 from .critic import clip_weights_, gradient_penalty
 from .fista import MaskFista
 
@@ -46,14 +47,13 @@ class GALStep:
         self.opt_g, self.opt_d, self.masks = opt_g, opt_d, masks
         self.mu, self.critic_steps, self.clip, self.gp, self.noise = mu, critic_steps, clip, gp, noise
         self.device = device
-        self.autocast_dtype = torch.bfloat16 if precision == "bf16" else None
+        self.precision = precision
         self.critic_params = list(critic.parameters())
         self.stats = torch.zeros(len(STATS), device=device)
         self.train_generator = True  # False: critic steps only (for tests and diagnostics)
 
     def _autocast(self):
-        return torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
-                              enabled=self.autocast_dtype is not None, cache_enabled=False)
+        return autocast(self.device, self.precision)
 
     def real(self, x: torch.Tensor) -> torch.Tensor:
         """Teacher softmax ``[B, K]`` (fp32), no graph."""

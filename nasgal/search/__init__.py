@@ -14,7 +14,9 @@ from .space import DEFAULT_SPACE_PATH, SearchSpace, default_space, load_space
 _LAZY = {
     "Supernet": "supernet",
     "Architecture": "supernet",
-    "SearchConfig": "run",
+    "SearchConfig": "config",
+    "search_config": "config",
+    "SearchStage": "run",
     "search": "run",
     "first_order": "architect",
     "second_order": "architect",

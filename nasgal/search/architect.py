@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from ..engine.precision import autocast
 from .supernet import Architecture
 
 
@@ -31,9 +32,8 @@ def at_least_fp32(t: torch.Tensor) -> torch.Tensor:
     return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
-def _loss(model: nn.Module, params: Mapping[str, torch.Tensor] | None, x, y, arch, autocast: bool) -> torch.Tensor:
-    # No autocast weight cache: a CUDA graph may capture this (the cache would outlive it).
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast, cache_enabled=False):
+def _loss(model: nn.Module, params: Mapping[str, torch.Tensor] | None, x, y, arch, precision: str) -> torch.Tensor:
+    with autocast(x.device, precision):
         logits = model(x, arch) if params is None else functional_call(model, dict(params), (x, arch))
     return F.cross_entropy(at_least_fp32(logits), y)
 
@@ -60,10 +60,10 @@ def constant_weights(model: nn.Module):
             p.requires_grad_(True)
 
 
-def first_order(model: nn.Module, arch: Architecture, x_val, y_val, autocast: bool = False) -> list[torch.Tensor]:
+def first_order(model: nn.Module, arch: Architecture, x_val, y_val, precision: str = "fp32") -> list[torch.Tensor]:
     """∂L_val/∂α at the current weights (weight gradients are neither computed nor prepared for)."""
     with constant_weights(model):
-        loss = _loss(model, None, x_val, y_val, arch.as_dict(), autocast)
+        loss = _loss(model, None, x_val, y_val, arch.as_dict(), precision)
         return _grads(loss, list(arch.parameters()))
 
 
@@ -103,26 +103,26 @@ def second_order(
     momentum: float = 0.0,
     weight_decay: float = 0.0,
     buffers: Sequence[torch.Tensor | None] | None = None,
-    autocast: bool = False,
+    precision: str = "fp32",
     r: float = 0.01,
 ) -> list[torch.Tensor]:
     """The DARTS second-order α gradient (see the module docstring)."""
     alphas = list(arch.parameters())
     a_det = arch.as_dict(detach=True)
     weights = list(model.parameters())
-    loss = _loss(model, None, x_train, y_train, a_det, autocast)
+    loss = _loss(model, None, x_train, y_train, a_det, precision)
     g = torch.autograd.grad(loss, weights)
     w_virtual = virtual_weights(model, g, lr, momentum, weight_decay, buffers)
     for t in w_virtual.values():
         t.requires_grad_(True)
-    loss_val = _loss(model, w_virtual, x_val, y_val, arch.as_dict(), autocast)
+    loss_val = _loss(model, w_virtual, x_val, y_val, arch.as_dict(), precision)
     grads = _grads(loss_val, alphas + list(w_virtual.values()))
     d_alpha, d_w = grads[: len(alphas)], grads[len(alphas) :]
     eps = r / torch.sqrt(sum((at_least_fp32(d) ** 2).sum() for d in d_w))  # a device scalar: no host sync
 
     def alpha_grad_at(sign: float) -> tuple[torch.Tensor, ...]:
         shifted = {name: p.detach() + sign * eps * d for (name, p), d in zip(model.named_parameters(), d_w)}
-        return _grads(_loss(model, shifted, x_train, y_train, arch.as_dict(), autocast), alphas)
+        return _grads(_loss(model, shifted, x_train, y_train, arch.as_dict(), precision), alphas)
 
     g_plus = alpha_grad_at(1.0)
     g_minus = alpha_grad_at(-1.0)

@@ -9,128 +9,100 @@ and leaves in ``out_dir``::
     metrics.jsonl              one line per epoch: epoch, train_loss, train_acc, val_loss, val_acc, lr, epoch_time_s
     alpha_normal.png, alpha_reduce.png   heat maps of the softmaxed α
     checkpoint.pt              weights, α, optimizer states, RNG states, epoch
+    space.json, config.json    the search space and the run's record (dataset, settings)
+    metrics.json, env.json     final results and the environment
 
 Running again into the same ``out_dir`` continues after the last completed epoch (the
-config must match); ``restart=True`` starts over.
+config must match); ``restart=True`` starts over. The run is a stage of the shared engine
+(:mod:`nasgal.engine.loop`), as training and pruning are.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import math
 import os
-import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from ..errors import ConfigError, NasgalError
-from ..options import Capture
+from ..engine.loop import Interrupted, Stage, run_stage
+from ..engine.optim import set_lr
+from ..engine.precision import autocast
+from ..engine.rundir import (
+    ALPHA_HISTORY,
+    ENV,
+    GENOTYPE,
+    GENOTYPES,
+    RESULTS,
+    SPACE,
+    environment,
+    use_device,
+    write_json,
+    write_jsonl,
+)
+from ..errors import NasgalError
 from ..progress import Reporter
 from ..spec.genotype import Genotype
-from ..spec.io import atomic_write_text, problems_of, save
-from ..train.rundir import RESTART_HINT, load_state, resolve_device, run_checkpoint, run_lock, save_checkpoint, write_jsonl
-from ..train.step import cosine_lr, set_lr
+from ..spec.io import atomic_write_text, load, save
 from .derive import derive_genotype, edge_normalisation, summary
+from .config import SearchConfig
 from .heatmap import write_heatmap
 from .space import SearchSpace
 from .step import SearchStep, make_optimizers
 from .supernet import Architecture, Supernet
-
-CHECKPOINT_FORMAT = 3  # 3: the epochs' metric rows travel in the checkpoint; 2: DeviceSGD/DeviceAdam states
-
-
-class SearchConfig(BaseModel):
-    """Hyperparameters of a search; the defaults are DARTS's (Liu et al. 2019)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    epochs: int = Field(50, ge=1, le=100_000, description="Search epochs.")
-    order: Literal["first", "second"] = Field("first", description="First- or second-order α gradient.")
-    partial_channels: int = Field(1, ge=1, le=1024, description="PC-DARTS K (1: off).")
-    batch_size: int = Field(64, ge=1, le=1_000_000, description="Batch size of the weight and the α steps.")
-    seed: int = Field(0, ge=0, lt=2**32, description="Seed of weights, α, data halves and order.")
-    lr: float = Field(0.025, gt=0, description="Weights: SGD, cosine from lr to lr_min over the epochs.")
-    lr_min: float = Field(0.001, ge=0, description="Final learning rate of the weights.")
-    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum of the weights.")
-    weight_decay: float = Field(3e-4, ge=0, description="Weight decay of the weights.")
-    grad_clip: float = Field(5.0, gt=0, description="Gradient-norm clip of the weights.")
-    arch_lr: float = Field(3e-4, ge=0, description="α: Adam learning rate.")
-    arch_betas: tuple[float, float] = Field((0.5, 0.999), description="α: Adam betas.")
-    arch_weight_decay: float = Field(1e-3, ge=0, description="α: weight decay.")
-    bf16: bool = Field(False, description="bf16 autocast.")
-    channels_last: bool = Field(False, description="channels_last memory format.")
-    capture: Capture = Field("none", description="Graph capture of the search step.")
-    recompute: bool = Field(False, description="Recompute depthwise outputs in backward: less memory, same results.")
-    device: str = Field("cpu", description="Device: auto, cpu, cuda, cuda:N.")
-    dataset: str = Field("unknown", description="Dataset name, recorded in the provenance.")
-    subset: int | None = Field(None, ge=1, description="Training images used, recorded in the provenance.")
-    extra: dict[str, Any] = Field(default_factory=dict, description="Free-form facts for the provenance.")
-
-    @field_validator("arch_betas")
-    @classmethod
-    def _betas_in_range(cls, v: tuple[float, float]) -> tuple[float, float]:
-        if not all(0 <= b < 1 for b in v):
-            raise ValueError(f"Adam betas must lie in [0, 1), got {list(v)}")
-        return v
-
-    @model_validator(mode="after")
-    def _lr_min_below_lr(self) -> "SearchConfig":
-        if self.lr_min > self.lr:
-            raise ValueError(f"lr_min ({self.lr_min}) must not exceed lr ({self.lr})")
-        return self
-
-    def lr_at(self, epoch: int) -> float:
-        """The weights' learning rate in ``epoch`` (0-indexed): cosine from ``lr`` to ``lr_min``."""
-        return cosine_lr(self.lr, self.lr_min, epoch, self.epochs)
-
-    def identity(self) -> dict[str, Any]:
-        """The fields a resumed run must share with the run that wrote the checkpoint."""
-        d = self.model_dump(exclude={"device", "capture", "recompute", "extra"})
-        d["arch_betas"] = list(d["arch_betas"])
-        return d
-
-
-def search_config(**values: Any) -> SearchConfig:
-    """A :class:`SearchConfig` from ``values`` (those not ``None``); bad values are a
-    :class:`~nasgal.errors.SpecError` listing each problem."""
-    try:
-        return SearchConfig(**{k: v for k, v in values.items() if v is not None})
-    except ValidationError as err:
-        raise ConfigError(problems_of(err), source="search settings") from None
 
 
 def _lists(t: torch.Tensor) -> list:
     return t.detach().float().cpu().tolist()
 
 
-class _Run:
-    """The state of one search run (module, α, optimizers) and its outputs."""
+class SearchStage(Stage[Genotype]):
+    """A DARTS search on the engine: the supernet's weights on one half of the training set,
+    α on the other; α's history and the derived genotypes are its records."""
 
-    def __init__(self, space: SearchSpace, dataset, config: SearchConfig, out_dir: Path, restart: bool):
-        from ..data import DeviceLoader
+    kind, what, spec_name = "search", "search run", SPACE
+    finite = {"train_loss": "the training loss", "val_loss": "the validation loss"}
+    diverged_hint = "search again with --restart (or into another --out) with other settings (e.g. a smaller batch or lr)"
+    records = (ALPHA_HISTORY, ENV, "alpha_*.png", f"{GENOTYPES}/epoch_*.json")
+    outputs = (RESULTS, GENOTYPE)
 
-        self.space, self.config, self.out = space, config, out_dir
-        self.device = resolve_device(config.device)
-        info = dataset.info
-        self.info = info
+    def __init__(self, space: SearchSpace, dataset, config: SearchConfig, out: Path) -> None:
+        self.space, self.dataset, self.config, self.out = space, dataset, config, out
+        self.epochs, self.spec, self.ignore = config.epochs, space, config.RUNTIME
+        space_json = space.model_dump_json(by_alias=True)
+        self.record = {"dataset": config.dataset, "space": space.name,
+                       "space_hash": hashlib.sha256(space_json.encode()).hexdigest()[:16],
+                       "config": config.model_dump(mode="json")}
+        self.identity = {"space_hash": "search space", "dataset": "dataset"}
+        self.history: list[dict[str, Any]] = []  # α (and β) after each completed epoch
+        self.epoch = 0  # completed epochs
         if len(dataset) < 4 * config.batch_size:
             raise NasgalError(
                 f"{len(dataset)} images are too few for two halves of at least 2 batches of {config.batch_size}",
                 hint="use more images (--subset) or a smaller --batch-size",
             )
+
+    def stored(self) -> Genotype:
+        g = load(self.out / GENOTYPE)
+        if not isinstance(g, Genotype):
+            raise NasgalError(f"{self.out / GENOTYPE} holds no genotype", hint="start the run over with --restart")
+        return g
+
+    def setup(self) -> None:
+        from ..data import DeviceLoader, default_augment
+
+        config, space = self.config, self.space
+        self.device = use_device(config.device)
+        info = self.info = self.dataset.info
         # Half of the training set trains the weights, the other half α (stratified, seeded).
-        w_half, a_half = dataset.split_validation(0.5, seed=config.seed)
-        self.w_half, self.a_half = w_half, a_half
+        w_half, a_half = self.dataset.split_validation(0.5, seed=config.seed)
         torch.manual_seed(config.seed)
         gen = torch.Generator().manual_seed(config.seed)
         model = Supernet(space, info.channels, info.classes, partial=config.partial_channels, recompute=config.recompute)
-        arch = Architecture(space, config.partial_channels, generator=gen)
         self.model = model.to(self.device)
-        self.arch = arch.to(self.device)
+        self.arch = Architecture(space, config.partial_channels, generator=gen).to(self.device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.w_opt, self.a_opt = make_optimizers(
@@ -138,115 +110,54 @@ class _Run:
             arch_lr=config.arch_lr, arch_betas=config.arch_betas, arch_weight_decay=config.arch_weight_decay,
             device=self.device,
         )
-        loader = dict(
-            batch_size=config.batch_size, shuffle=True, drop_last=True, device=self.device,
-            channels_last=config.channels_last,
-        )
-        from ..data import default_augment
-
+        loader: dict[str, Any] = dict(batch_size=config.batch_size, device=self.device,
+                                      channels_last=config.channels_last)
         try:
             augment = default_augment(info.name).model_copy(update={"cutout": 0})
-        except Exception:  # unknown or synthetic datasets: no augmentation
+        except NasgalError:  # unknown or synthetic datasets: no augmentation
             augment = None
-        self.train_loader = DeviceLoader(w_half, seed=config.seed, augment=augment, **loader)
-        self.val_loader = DeviceLoader(a_half, seed=config.seed + 1, augment=augment, **loader)
-        self.eval_loader = DeviceLoader(a_half, shuffle=False, drop_last=False, **{k: v for k, v in loader.items() if k not in ("shuffle", "drop_last")})
-        self.history: list[dict[str, Any]] = []  # α (and β) after each completed epoch
-        self.metrics: list[dict[str, Any]] = []  # the metrics.jsonl row of each completed epoch
-        self.epoch = 0  # completed epochs
-        self.ckpt_path = out_dir / "checkpoint.pt"
-        if restart:
-            self._forget_records()
-        elif self.ckpt_path.exists():
-            self._load_checkpoint()
-            self.write_records()  # whatever a kill or a full disk lost after the checkpoint
+        self.train_loader = DeviceLoader(w_half, seed=config.seed, augment=augment, shuffle=True, drop_last=True,
+                                         **loader)
+        self.val_loader = DeviceLoader(a_half, seed=config.seed + 1, augment=augment, shuffle=True, drop_last=True,
+                                       **loader)
+        self.eval_loader = DeviceLoader(a_half, shuffle=False, drop_last=False, **loader)
+
+    def parts(self) -> dict[str, tuple[Any, str]]:
+        return {"model": (self.model, "supernet weights"), "arch": (self.arch, "architecture (α)"),
+                "w_opt": (self.w_opt, "weight optimizer state"), "a_opt": (self.a_opt, "α optimizer state")}
+
+    def extra(self) -> dict[str, Any]:
+        return {"alpha_history": self.history}
+
+    def load_extra(self, ck: dict[str, Any]) -> None:
+        history = list(ck["alpha_history"])
+        if len(history) != int(ck["epochs_done"]):
+            raise ValueError("α history and epochs disagree")
+        self.history = history
+
+    def ready(self, epochs_done: int) -> None:
         # Built after a resume has loaded the optimizer states: a captured step keeps them.
-        self.step = SearchStep(
-            self.model, self.arch, self.w_opt, self.a_opt, order=config.order, grad_clip=config.grad_clip,
-            bf16=config.bf16, capture=config.capture, device=self.device,
-        )
+        self.epoch = epochs_done
+        c = self.config
+        self.step = SearchStep(self.model, self.arch, self.w_opt, self.a_opt, order=c.order, grad_clip=c.grad_clip,
+                               precision=c.precision, capture=c.capture, device=self.device)
 
-    # Checkpoints ----------------------------------------------------------------
-    def _load_checkpoint(self) -> None:
-        path = self.ckpt_path
-        keys = ("format", "epoch", "config", "space", "model", "arch", "w_opt", "a_opt", "rng_cpu", "alpha_history",
-                "metrics")
-        ck = run_checkpoint(path, "search", keys[:1], map_location=self.device)
-        if ck.get("format") != CHECKPOINT_FORMAT:
-            raise NasgalError(
-                f"{path}: checkpoint format {ck.get('format')!r}, this nasgal reads format {CHECKPOINT_FORMAT}",
-                hint=RESTART_HINT,
-            )
-        ck = run_checkpoint(path, "search", keys, map_location=self.device)
-        try:
-            theirs = json.loads(ck["config"])
-            space_theirs = json.loads(ck["space"])
-            history, metrics, epoch = list(ck["alpha_history"]), list(ck["metrics"]), int(ck["epoch"])
-            if not isinstance(theirs, dict) or len(history) != epoch or len(metrics) != epoch:
-                raise ValueError("inconsistent records")
-        except (TypeError, ValueError):
-            raise NasgalError(f"{path}: its run records are unreadable or inconsistent", hint=RESTART_HINT) from None
-        mine = json.loads(json.dumps(self.config.identity()))
-        space_mine = json.loads(self.space.model_dump_json(by_alias=True))
-        diff = sorted(k for k in set(theirs) | set(mine) if theirs.get(k) != mine.get(k))
-        if space_theirs != space_mine:
-            diff.append("search space")
-        if diff:
-            raise NasgalError(
-                f"{self.out} holds a search run with different settings ({', '.join(diff)}); cannot resume it",
-                hint="use another --out directory, or --restart to start this one over",
-            )
-        load_state(self.model, ck["model"], path, "supernet weights")
-        load_state(self.arch, ck["arch"], path, "architecture (α)")
-        load_state(self.w_opt, ck["w_opt"], path, "weight optimizer state")
-        load_state(self.a_opt, ck["a_opt"], path, "α optimizer state")
-        try:
-            torch.set_rng_state(ck["rng_cpu"].cpu())
-            if self.device.type == "cuda" and "rng_cuda" in ck:
-                torch.cuda.set_rng_state(ck["rng_cuda"].cpu(), self.device)
-        except (AttributeError, RuntimeError, TypeError):
-            raise NasgalError(f"{path}: its random-number state is unreadable", hint=RESTART_HINT) from None
-        self.history, self.metrics, self.epoch = history, metrics, epoch
+    def steps(self) -> int:
+        return min(len(self.train_loader), len(self.val_loader))
 
-    def _save_checkpoint(self) -> None:
-        ck = {
-            "stage": "search",
-            "format": CHECKPOINT_FORMAT,
-            "epoch": self.epoch,
-            "config": json.dumps(self.config.identity()),
-            "space": self.space.model_dump_json(by_alias=True),
-            "model": self.model.state_dict(),
-            "arch": self.arch.state_dict(),
-            "w_opt": self.w_opt.state_dict(),
-            "a_opt": self.a_opt.state_dict(),
-            "rng_cpu": torch.get_rng_state(),
-            "alpha_history": self.history,
-            "metrics": self.metrics,
-        }
-        if self.device.type == "cuda":
-            ck["rng_cuda"] = torch.cuda.get_rng_state(self.device)
-        save_checkpoint(self.ckpt_path, ck)
-
-    def _forget_records(self) -> None:
-        """--restart: remove the old run's checkpoint and records, so none of them outlives it."""
-        out = self.out
-        for p in [self.ckpt_path, out / "metrics.jsonl", out / "alpha_history.json", out / "genotype.json",
-                  *out.glob("alpha_*.png"), *(out / "genotypes").glob("epoch_*.json")]:
-            p.unlink(missing_ok=True)
-
-    # The loop --------------------------------------------------------------------
-    def train_epoch(self, reporter: Reporter) -> dict[str, float]:
-        e = self.epoch  # 0-indexed epoch being run
-        self.train_loader.set_epoch(e)
-        self.val_loader.set_epoch(e)
+    def run_epoch(self, epoch: int, reporter: Reporter) -> dict[str, Any]:
+        self.train_loader.set_epoch(epoch)
+        self.val_loader.set_epoch(epoch)
         self.model.train()
-        lr = self.config.lr_at(e)
+        lr = self.config.lr_at(epoch)
         set_lr(self.w_opt, lr)
         for (x, y), (xv, yv) in zip(self.train_loader, self.val_loader):
             self.step(x, y, xv, yv)  # an α step, then a weight step (nasgal.search.step)
             reporter.advance()
         loss, acc, _ = self.step.read_stats()
-        return {"train_loss": loss, "train_acc": acc, "lr": lr}
+        row = {"train_loss": loss, "train_acc": acc, "lr": lr, **self.evaluate()}
+        self.history.append({"epoch": epoch + 1, **self.alphas()})
+        return row
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
@@ -256,7 +167,7 @@ class _Run:
         seen = 0
         arch = self.arch.as_dict(detach=True)
         for x, y in self.eval_loader:
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
+            with autocast(self.device, self.config.precision):
                 logits = self.model(x, arch).float()
             loss_sum += F.cross_entropy(logits, y, reduction="sum")
             correct += (logits.argmax(1) == y).sum()
@@ -307,24 +218,26 @@ class _Run:
             normal_edges=e_n, reduce_edges=e_r, search=facts,
         )
 
-    def write_records(self) -> Genotype:
+    def write_records(self, rows: list[dict[str, Any]]) -> None:
         """Write every record of the completed epochs from the run's state, each file atomically.
 
         Called after each epoch *before* its checkpoint, and again on resume: a kill (or a full
         disk) between the two loses nothing, since the resumed run rewrites what the checkpoint
         knows (metrics.jsonl from its rows, any missing epoch genotype from the α history).
         """
-        g = self.genotype()
-        save(g, self.out / "genotype.json")
+        self.epoch = len(rows)
+        g = self.last_genotype = self.genotype()
+        save(g, self.out / GENOTYPE)
         for entry in self.history:
             e = int(entry["epoch"])
-            path = self.out / "genotypes" / f"epoch_{e:03d}.json"
+            path = self.out / GENOTYPES / f"epoch_{e:03d}.json"
             if e == self.epoch:
                 save(g, path)
             elif not path.exists():
                 save(self.genotype(entry, epoch=e), path)
-        self._write_history()
-        write_jsonl(self.out / "metrics.jsonl", self.metrics)
+        doc = {"ops": list(self.space.ops), "edges": [f"{s}->{d}" for s, d in self.space.edges()], "epochs": self.history}
+        atomic_write_text(self.out / ALPHA_HISTORY, json.dumps(doc) + "\n")
+        write_jsonl(self.out / self.log, rows)
         edges = [f"{src}->{dst}" for src, dst in self.space.edges()]
         for key, cell in (("normal", "normal"), ("reduce", "reduction")):
             w = torch.softmax(getattr(self.arch, f"alpha_{key}").detach().float().cpu(), -1).tolist()
@@ -338,11 +251,27 @@ class _Run:
                 self.out / f"alpha_{key}.png", w, self.space.ops, edges,
                 title=f"softmax(alpha_{key}), epoch {self.epoch}", kept=kept,
             )
-        return g
 
-    def _write_history(self) -> None:
-        doc = {"ops": list(self.space.ops), "edges": [f"{s}->{d}" for s, d in self.space.edges()], "epochs": self.history}
-        atomic_write_text(self.out / "alpha_history.json", json.dumps(doc) + "\n")
+    def shown(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {**row, "genotype": summary(self.last_genotype)}
+
+    def finish(self, rows: list[dict[str, Any]], elapsed: float, reporter: Reporter) -> Genotype:
+        g = self.genotype()
+        last = rows[-1] if rows else {}
+        results = {
+            "space": self.space.name,
+            "dataset": self.config.dataset,
+            "genotype": summary(g),
+            "epochs": self.config.epochs,
+            "final_val_accuracy": last.get("val_acc"),
+            "final_train_accuracy": last.get("train_acc"),
+            "train_images": len(self.dataset),
+            "wall_time_s": elapsed,
+            "device": str(self.device),
+        }
+        write_json(self.out / ENV, environment(self.device, self.config.seed))
+        write_json(self.out / RESULTS, results)
+        return g
 
 
 def search(
@@ -353,49 +282,16 @@ def search(
     *,
     restart: bool = False,
     reporter: Reporter | None = None,
-) -> Genotype:
+    stop_after: int | None = None,
+) -> Genotype | None:
     """Run a DARTS search of ``space`` on ``dataset`` (a :class:`nasgal.data.Dataset`, training
     split) and return the derived genotype; outputs go to ``out_dir`` (see the module docstring).
 
     ``reporter`` is told of every step (``advance``) and every epoch (``end``: the metrics of
-    ``metrics.jsonl`` plus ``genotype``, the derived genotype in one line).
+    ``metrics.jsonl`` plus ``genotype``, the derived genotype in one line). ``stop_after`` ends
+    the call after that many completed epochs in total, as an interruption would, returning
+    ``None``; run again to continue.
     """
-    out = Path(out_dir)
-    with run_lock(out):
-        return _search(space, dataset, config, out, restart, reporter or Reporter())
-
-
-def _search(space: SearchSpace, dataset, config: SearchConfig, out: Path, restart: bool, reporter: Reporter) -> Genotype:
-    run = _Run(space, dataset, config, out, restart)
-    steps = min(len(run.train_loader), len(run.val_loader))
-    try:
-        if run.epoch >= config.epochs:
-            reporter.message(f"{out} is already complete ({config.epochs} epochs); nothing to do")
-            return run.write_records()
-        if run.epoch > 0:
-            reporter.message(f"resuming {out} after epoch {run.epoch}/{config.epochs}")
-        g = None
-        while run.epoch < config.epochs:
-            t0 = time.perf_counter()
-            reporter.start("search", run.epoch, config.epochs, steps)
-            m = run.train_epoch(reporter)
-            m.update(run.evaluate())
-            if run.device.type == "cuda":
-                torch.cuda.synchronize(run.device)
-            metrics = {"epoch": run.epoch + 1, **m, "epoch_time_s": round(time.perf_counter() - t0, 3)}
-            for k in ("train_loss", "val_loss"):
-                if not math.isfinite(metrics[k]):
-                    raise NasgalError(
-                        f"epoch {run.epoch + 1}: {k} is {metrics[k]}; the search diverged "
-                        f"(the checkpoint of epoch {run.epoch} is kept)",
-                        hint="search again into another --out with other settings (e.g. a smaller batch or lr)",
-                    )
-            run.epoch += 1
-            run.history.append({"epoch": run.epoch, **run.alphas()})
-            run.metrics.append(metrics)
-            g = run.write_records()  # records first: a checkpoint never runs ahead of them
-            run._save_checkpoint()
-            reporter.end({**metrics, "genotype": summary(g)})
-        return g
-    finally:
-        reporter.close()
+    result = run_stage(SearchStage(space, dataset, config, Path(out_dir)), reporter=reporter, restart=restart,
+                       stop_after=stop_after)
+    return None if isinstance(result, Interrupted) else result

@@ -3,7 +3,7 @@
 A step is an α step on a batch of the α half (first- or second-order gradient, Adam), then a
 weight step on a batch of the weight half (SGD with momentum, weight decay and gradient-norm
 clipping of the weights only; α enters as a constant). Both optimizers keep their learning
-rate and step count on the device (:mod:`nasgal.train.optim`), nothing in the step reads a
+rate and step count on the device (:mod:`nasgal.engine.optim`), nothing in the step reads a
 value back to the host, and loss and accuracy of the weight step accumulate on the device,
 so the whole step can be captured once and replayed (``capture="cuda-graph"``): the search
 supernet is launch-bound on a GPU, thousands of small kernels per step.
@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..train.optim import DeviceAdam, DeviceSGD
-from ..train.step import CapturedStep, make_optimizer
+from ..engine.optim import adam, sgd
+from ..engine.precision import autocast
+from ..engine.step import CapturedStep
 from . import architect
 from .supernet import Architecture
 
@@ -24,9 +25,8 @@ from .supernet import Architecture
 class SearchStep(CapturedStep):
     """``step(x, y, x_val, y_val)``: one α step, then one weight step.
 
-    ``w_opt`` must be a :class:`~nasgal.train.optim.DeviceSGD` over the supernet's weights and
-    ``a_opt`` a :class:`~nasgal.train.optim.DeviceAdam` over α (and β): the captured step
-    follows their tensor learning rates. ``stats`` (and :meth:`read_stats`) cover the weight
+    ``w_opt`` must be SGD over the supernet's weights and ``a_opt`` Adam over α (and β), with
+    tensor learning rates (:func:`make_optimizers`): the captured step follows them. ``stats`` (and :meth:`read_stats`) cover the weight
     steps.
     """
 
@@ -34,12 +34,12 @@ class SearchStep(CapturedStep):
         self,
         model: nn.Module,
         arch: Architecture,
-        w_opt: DeviceSGD,
-        a_opt: DeviceAdam,
+        w_opt: torch.optim.SGD,
+        a_opt: torch.optim.Adam,
         *,
         order: str = "first",
         grad_clip: float | None = 5.0,
-        bf16: bool = False,
+        precision: str = "fp32",
         capture: str = "none",
         device: torch.device = torch.device("cpu"),
     ) -> None:
@@ -47,7 +47,7 @@ class SearchStep(CapturedStep):
             raise ValueError(f"order must be 'first' or 'second', got {order!r}")
         super().__init__([model, arch], [w_opt, a_opt], capture, device)
         self.model, self.arch, self.w_opt, self.a_opt = model, arch, w_opt, a_opt
-        self.order, self.grad_clip, self.bf16 = order, grad_clip, bf16
+        self.order, self.grad_clip, self.precision = order, grad_clip, precision
         self.forward = self._forward_of(model)
         self.weights = [p for g in w_opt.param_groups for p in g["params"]]
         self.alphas = list(arch.parameters())
@@ -56,18 +56,18 @@ class SearchStep(CapturedStep):
         group = self.w_opt.param_groups[0]
         # α step on the α half's batch.
         if self.order == "first":
-            grads = architect.first_order(self.forward, self.arch, x_val, y_val, self.bf16)
+            grads = architect.first_order(self.forward, self.arch, x_val, y_val, self.precision)
         else:
             grads = architect.second_order(
                 self.model, self.arch, x, y, x_val, y_val, group["lr"], group["momentum"], group["weight_decay"],
-                architect.momentum_buffers(self.model, self.w_opt), self.bf16,
+                architect.momentum_buffers(self.model, self.w_opt), self.precision,
             )
         for p, g in zip(self.alphas, grads):
             p.grad = g
         self.a_opt.step()
         # Weight step on the weight half's batch.
         self.w_opt.zero_grad(set_to_none=True)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16, cache_enabled=False):
+        with autocast(self.device, self.precision):
             logits = self.forward(x, self.arch.as_dict(detach=True))
         loss = F.cross_entropy(architect.at_least_fp32(logits), y)
         loss.backward()
@@ -88,10 +88,7 @@ def make_optimizers(
     arch_betas: tuple[float, float],
     arch_weight_decay: float,
     device: torch.device,
-) -> tuple[DeviceSGD, DeviceAdam]:
+) -> tuple[torch.optim.SGD, torch.optim.Adam]:
     """DARTS's two optimizers, with their learning rates as device tensors."""
-    w_opt = make_optimizer(model, lr, momentum, weight_decay, device)
-    a_opt = DeviceAdam(
-        arch.parameters(), lr=torch.tensor(arch_lr, device=device), betas=arch_betas, weight_decay=arch_weight_decay
-    )
-    return w_opt, a_opt
+    return (sgd(model, lr, momentum, weight_decay, device),
+            adam(list(arch.parameters()), arch_lr, arch_betas, arch_weight_decay, device))

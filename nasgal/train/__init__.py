@@ -1,26 +1,31 @@
-"""Training network specs on real datasets (recipes, resumable run directories, fast steps)."""
+"""Training network specs on real datasets (recipes, resumable run directories, fast steps).
+
+The runtime they share with search and pruning (run directories, the epoch loop, optimizers,
+capture, precision, data splits) lives in :mod:`nasgal.engine`. The settings
+(:mod:`~nasgal.train.config`) need no torch; the rest is imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from .config import RECIPES, TrainConfig, resolve_config
-from .runner import DataSplits, load_weights, lr_at, prepare_data, train
-from .optim import DeviceAdam, DeviceSGD
-from .step import CAPTURE_MODES, CapturedStep, StateSnapshot, TrainStep, evaluate, make_optimizer, set_lr
 
-__all__ = [
-    "CAPTURE_MODES",
-    "RECIPES",
-    "CapturedStep",
-    "DeviceAdam",
-    "DeviceSGD",
-    "StateSnapshot",
-    "DataSplits",
-    "TrainConfig",
-    "TrainStep",
-    "evaluate",
-    "load_weights",
-    "lr_at",
-    "make_optimizer",
-    "prepare_data",
-    "resolve_config",
-    "set_lr",
-    "train",
-]
+_LAZY = {
+    "TrainStage": "runner",
+    "load_weights": "runner",
+    "lr_at": "runner",
+    "prepare_data": "runner",
+    "train": "runner",
+    "TrainStep": "step",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["RECIPES", "TrainConfig", "resolve_config", *_LAZY]

@@ -6,19 +6,19 @@ exactly what was done.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from ..errors import ConfigError, NasgalError
+from ..engine.config import Settings
+from ..errors import NasgalError
 from ..options import Capture, Precision
-from ..spec.io import problems_of
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(Settings):
     """Everything that decides a training run besides the network and the data files."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    SOURCE: ClassVar[str] = "training settings"
 
     recipe: str = Field("paper", description="Recipe these values started from.")
     epochs: int = Field(50, ge=1, description="Training epochs.")
@@ -86,7 +86,4 @@ def resolve_config(recipe: str = "paper", **overrides: Any) -> TrainConfig:
         raise NasgalError(f"unknown recipe {recipe!r}; recipes: {', '.join(RECIPES)}")
     values = {"recipe": recipe, **RECIPES[recipe]}
     values.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return TrainConfig(**values)
-    except ValidationError as err:
-        raise ConfigError(problems_of(err), source="training settings") from None
+    return TrainConfig.resolve(**values)

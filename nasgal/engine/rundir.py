@@ -1,5 +1,5 @@
-"""Run directories: atomic JSON, checkpoints, per-epoch metrics, environment facts, and the
-lock that keeps a second process from writing into a run that one is already writing.
+"""Run directories: their file names, atomic JSON, checkpoints, per-epoch metrics, environment
+facts, and the lock that keeps a second process from writing into a run that one is already writing.
 
 A run's identity (``config.json``: dataset, network hash, settings) is also stored inside each
 checkpoint, so a resume compares against the checkpoint itself even when ``config.json`` was
@@ -26,11 +26,25 @@ from ..spec.io import _umask, atomic_write_text, save
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from ..progress import Reporter
 
 
 #: The lock file of a run directory (holds the writer's process id).
 LOCK = ".lock"
+
+# The files of a run directory: every module that reads or writes one names it from here.
+CONFIG = "config.json"  #: the run's record: dataset, spec hash, settings
+CHECKPOINT = "checkpoint.pt"  #: the state after the last completed epoch
+METRICS_LOG = "metrics.jsonl"  #: one row per epoch (train, search)
+PRUNE_LOG = "prune_log.jsonl"  #: one row per epoch (prune)
+RESULTS = "metrics.json"  #: the final results
+ENV = "env.json"  #: versions, device, threads, seed
+NETWORK = "network.json"  #: the network spec a train or prune run works on
+SPACE = "space.json"  #: the search space a search run works on
+WEIGHTS = "weights.pt"  #: a training run's final weights
+PRUNED = "pruned.json"  #: a pruning run's pruned spec
+GENOTYPE = "genotype.json"  #: a search run's latest derived genotype
+GENOTYPES = "genotypes"  #: a search run's genotype after each epoch (epoch_XXX.json)
+ALPHA_HISTORY = "alpha_history.json"  #: a search run's α after each epoch
 
 
 def _finite(value: Any) -> Any:
@@ -75,12 +89,12 @@ def read_json_object(path: Path, hint: str | None = None) -> dict[str, Any]:
 
 
 def compare_records(old: dict[str, Any], record: dict[str, Any], identity: dict[str, str], where: str,
-                    what: str = "run", hint: str | None = None) -> None:
+                    what: str = "run", hint: str | None = None, ignore: frozenset[str] = frozenset()) -> None:
     """Refuse to continue when ``old`` (a stored run record) is not the run ``record`` describes.
 
     ``identity`` maps keys of ``record`` that must match exactly to words for the message (e.g.
-    ``{"network_hash": "network"}``); ``record["config"]`` must match too, except the device and
-    the thread count, and the differing settings are named.
+    ``{"network_hash": "network"}``); ``record["config"]`` must match too, except the settings in
+    ``ignore`` (those that do not decide results, such as the device), and the differing settings are named.
     """
     for key, word in identity.items():
         if old.get(key) != record[key]:
@@ -93,7 +107,7 @@ def compare_records(old: dict[str, Any], record: dict[str, Any], identity: dict[
         raise NasgalError(f"{where}: its 'config' is a {type(a).__name__}, not an object",
                           hint=hint or "use another --out directory, or remove the old one")
     b = json.loads(json.dumps(b))  # compare as stored: tuples become lists
-    differ = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in ("device", "threads"))
+    differ = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in ignore)
     if differ:
         raise NasgalError(
             f"{where} holds a {what} with other settings "
@@ -102,10 +116,11 @@ def compare_records(old: dict[str, Any], record: dict[str, Any], identity: dict[
         )
 
 
-def check_same_run(out: Path, record: dict[str, Any], identity: dict[str, str], what: str = "run") -> None:
+def check_same_run(out: Path, record: dict[str, Any], identity: dict[str, str], what: str = "run",
+                   ignore: frozenset[str] = frozenset()) -> None:
     """Refuse to continue ``out`` when its ``config.json`` describes another run (:func:`compare_records`)."""
-    old = read_json_object(out / "config.json", hint=f"remove {out} (or the file) to start over")
-    compare_records(old, record, identity, str(out), what)
+    old = read_json_object(out / CONFIG, hint=f"remove {out} (or the file) to start over, or use --restart")
+    compare_records(old, record, identity, str(out), what, ignore=ignore)
 
 
 def check_out_dir(out: Path) -> None:
@@ -173,8 +188,8 @@ def open_run(
     identity: dict[str, str],
     *,
     what: str = "run",
-    outputs: tuple[str, ...] = ("metrics.json",),
-    reporter: Reporter | None = None,
+    outputs: tuple[str, ...] = (RESULTS,),
+    ignore: frozenset[str] = frozenset(),
 ) -> bool:
     """Check the run directory ``out`` (held with :func:`run_lock`); return True when it already
     holds this run, complete.
@@ -185,20 +200,30 @@ def open_run(
     :func:`start_run` writes the spec and the record once the run is ready to go.
     """
     check_out_dir(out)
-    if (out / "config.json").exists():
-        check_same_run(out, record, identity, what=what)
+    if (out / CONFIG).exists():
+        check_same_run(out, record, identity, what=what, ignore=ignore)
         if all((out / name).exists() for name in outputs):
-            if reporter is not None:
-                reporter.message(f"{out} is already complete; nothing to do")
             return True
     return False
 
 
-def start_run(out: Path, spec: BaseModel, record: dict[str, Any]) -> None:
-    """Write ``spec`` (``network.json``) and ``record`` (``config.json``) into ``out``, atomically."""
+def start_run(out: Path, spec: BaseModel, record: dict[str, Any], spec_name: str = NETWORK) -> None:
+    """Write ``spec`` (as ``spec_name``) and ``record`` (``config.json``) into ``out``, atomically."""
     out.mkdir(parents=True, exist_ok=True)
-    save(spec, out / "network.json")
-    write_json(out / "config.json", record)
+    save(spec, out / spec_name)
+    write_json(out / CONFIG, record)
+
+
+def forget_run(out: Path, patterns: tuple[str, ...]) -> list[Path]:
+    """``--restart``: remove a run's checkpoint, record and the files matching ``patterns`` (globs
+    relative to ``out``), so nothing of the old run outlives it; return what was removed."""
+    removed: list[Path] = []
+    for pattern in (CHECKPOINT, CONFIG, *patterns):
+        for path in sorted(out.glob(pattern)):
+            if path.is_file():
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -239,6 +264,7 @@ def run_checkpoint(
     *,
     what: str = "run",
     map_location: str | torch.device = "cpu",
+    ignore: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """Load the checkpoint of a ``stage`` run ("train", "prune", "search") and check that it is one.
 
@@ -262,7 +288,7 @@ def run_checkpoint(
             raise NasgalError(f"{path}: its run record is unreadable", hint=RESTART_HINT) from None
         if not isinstance(old, dict):
             raise NasgalError(f"{path}: its run record is not an object", hint=RESTART_HINT)
-        compare_records(old, record, identity or {}, str(path), what, hint=RESTART_HINT)
+        compare_records(old, record, identity or {}, str(path), what, hint=RESTART_HINT, ignore=ignore)
     return ck
 
 
@@ -299,6 +325,14 @@ def environment(device: torch.device, seed: int) -> dict[str, Any]:
         env["cuda"] = torch.version.cuda
         env["gpu"] = torch.cuda.get_device_name(device)
     return env
+
+
+def use_device(name: str, threads: int | None = None) -> torch.device:
+    """The device of a run (:func:`resolve_device`), with torch's CPU threads set when asked."""
+    device = resolve_device(name)
+    if threads:
+        torch.set_num_threads(threads)
+    return device
 
 
 def resolve_device(name: str) -> torch.device:
