@@ -94,7 +94,7 @@ def prune_cmd(
     """
     from ..progress import default_reporter
     from ..prune import prune, resolve_prune_config
-    from ..train import load_weights
+    from ..engine.weights import load_weights
     from .train_cmds import load_network_arg
 
     check_resume(out, resume, restart)  # before anything slow: a wrong --out fails at once

@@ -98,7 +98,7 @@ def spec_metadata(network: Network, state: dict[str, torch.Tensor] | None = None
     if network.pruning is not None and network.pruning.parent:
         meta["nasgal.parent_hash"] = network.pruning.parent
     if state is not None:
-        from ..prune.gal import weights_fingerprint
+        from ..engine.weights import weights_fingerprint
 
         meta["nasgal.weights_sha256"] = weights_fingerprint(state)
     return meta

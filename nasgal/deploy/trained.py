@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from ..engine.rundir import NETWORK
 from ..errors import NasgalError
 from ..spec import Genotype, Network, load
 from ..spec.library import resolve_spec_path
@@ -19,11 +20,11 @@ def load_trained(arg: str | Path, weights: str | Path | None = None) -> tuple[Ne
     directory or checkpoint). A genotype, or a network without weights, is refused: there is
     nothing trained to deploy.
     """
-    from ..train import load_weights
+    from ..engine.weights import load_weights
 
     path = Path(arg)
     if path.is_dir():
-        spec_path = path / "network.json"
+        spec_path = path / NETWORK
         if not spec_path.exists():
             raise NasgalError(f"{arg} is not a training run directory: it has no network.json",
                               hint="pass a `nasgal train` --out directory, or a network spec with --weights")
@@ -50,6 +51,6 @@ def load_trained(arg: str | Path, weights: str | Path | None = None) -> tuple[Ne
 
 def trained_model(network: Network, state: dict[str, torch.Tensor]) -> torch.nn.Module:
     """``network`` compiled with ``state`` loaded (refused clearly when they do not fit), in eval mode, on the CPU."""
-    from ..prune.gal import load_teacher
+    from ..engine.weights import fitted_model
 
-    return load_teacher(network, state).eval()
+    return fitted_model(network, state).eval()

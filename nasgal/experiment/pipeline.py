@@ -129,8 +129,10 @@ def run_experiment(
 
 def _run_experiment(exp: Experiment, out: Path, reporter: Reporter, download: bool,
                     interrupt: tuple[str, int] | None) -> ExperimentResult:
-    from ..prune import inherit_weights, prune, resolve_prune_config
-    from ..train import load_weights, resolve_config, train
+    from ..engine.inherit import inherit_weights
+    from ..engine.weights import load_weights
+    from ..prune import prune, resolve_prune_config
+    from ..train import resolve_config, train
     from .report import report_figures, write_report
 
     n_seeds = exp.seeds

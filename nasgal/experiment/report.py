@@ -140,7 +140,7 @@ def report_latency(exp: "Experiment", res: "ExperimentResult") -> dict[str, Any]
         return None
     try:
         from ..deploy import Candidate, measure_latency
-        from ..train import load_weights
+        from ..engine.weights import load_weights
 
         def weights(run: Path):
             return load_weights(run) if (run / "weights.pt").exists() else None  # same cost either way

@@ -22,14 +22,15 @@ _LAZY = {
     "load_teacher": "gal",
     "prune": "gal",
     "weights_fingerprint": "gal",
-    "inherit_weights": "inherit",
+    "inherit_weights": "..engine.inherit",
     "GALStep": "step",
 }
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        where = _LAZY[name]
+        return getattr(importlib.import_module(where if where.startswith(".") else f".{where}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -10,21 +10,19 @@ a complete one returns its result.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..compiler import compile_network
 from ..data import DeviceLoader
 from ..engine.data import DataSplits, prepare_splits
 from ..engine.loop import Interrupted, Stage, run_stage
 from ..engine.optim import sgd
 from ..engine.rundir import ENV, PRUNE_LOG, PRUNED, RESULTS, environment, read_json_object, use_device, write_json
 from ..engine.step import evaluate
-from ..errors import NasgalError
+from ..engine.weights import fitted_model, weights_fingerprint
 from ..progress import Reporter
 from ..spec import Network, Pruning, count_params, load, save, spec_hash
 from .budget import candidates, select_nodes
@@ -34,36 +32,9 @@ from .fista import MaskFista
 from .step import GALStep
 
 
-def weights_fingerprint(state: dict[str, torch.Tensor]) -> str:
-    """SHA-256 (16 hex digits) of a state dict's names, shapes and values."""
-    h = hashlib.sha256()
-    for k in sorted(state):
-        v = state[k].detach().cpu().contiguous()
-        h.update(f"{k}:{list(v.shape)}:{v.dtype}".encode())
-        h.update(v.view(-1).view(torch.uint8).numpy().tobytes() if v.numel() else b"")
-    return h.hexdigest()[:16]
-
-
 def load_teacher(network: Network, state: dict[str, torch.Tensor], gates: bool = False) -> torch.nn.Module:
-    """Compile ``network`` and load ``state`` into it, with a clear error when they do not fit."""
-    model = compile_network(network, gates=gates)
-    own = model.state_dict()
-    missing = [k for k in own if k not in state and not k.endswith(".gate")]
-    unexpected = [k for k in state if k not in own]
-    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or wrong:
-        if wrong:
-            k = wrong[0]
-            eg = f"{k} has shape {list(state[k].shape)}, the network needs {list(own[k].shape)}"
-        else:
-            eg = f"e.g. {(missing or unexpected)[0]} is {'missing' if missing else 'unexpected'}"
-        raise NasgalError(
-            f"the weights do not fit {network.name}: {len(missing)} missing, {len(unexpected)} unexpected, "
-            f"{len(wrong)} of another shape ({eg})",
-            hint="pass the training run (or checkpoint) of this very network spec",
-        )
-    model.load_state_dict({k: v for k, v in state.items()}, strict=False)
-    return model
+    """Compile ``network`` and load ``state`` into it (:func:`nasgal.engine.weights.fitted_model`)."""
+    return fitted_model(network, state, gates=gates)
 
 
 def lam_at(cfg: PruneConfig, step: int, steps_per_epoch: int) -> float:

@@ -14,7 +14,7 @@ from .config import RECIPES, TrainConfig, resolve_config
 
 _LAZY = {
     "TrainStage": "runner",
-    "load_weights": "runner",
+    "load_weights": "..engine.weights",
     "lr_at": "runner",
     "prepare_data": "runner",
     "train": "runner",
@@ -24,7 +24,8 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        where = _LAZY[name]
+        return getattr(importlib.import_module(where if where.startswith(".") else f".{where}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

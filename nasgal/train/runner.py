@@ -22,19 +22,17 @@ from ..engine.data import DataSplits, prepare_splits
 from ..engine.loop import Interrupted, Stage, run_stage
 from ..engine.optim import cosine_lr, set_lr, sgd
 from ..engine.rundir import (
-    CHECKPOINT,
     ENV,
     RESULTS,
     WEIGHTS,
     environment,
-    load_checkpoint,
     read_json_object,
     save_checkpoint,
     use_device,
     write_json,
 )
 from ..engine.step import evaluate
-from ..errors import NasgalError
+from ..engine.weights import fitted_model, load_weights
 from ..progress import Reporter
 from ..spec import Network, network_cost, spec_hash
 from .config import TrainConfig
@@ -80,7 +78,7 @@ def train(
     (:func:`~nasgal.engine.rundir.run_lock`).
     """
     if inherit is not None:
-        from ..prune.inherit import inherit_weights
+        from ..engine.inherit import inherit_weights
 
         init_state = inherit_weights(network, load_weights(inherit))
     stage = TrainStage(network, dataset, config, Path(out_dir), data_dir, init_state, download, data)
@@ -127,9 +125,11 @@ class TrainStage(Stage[dict[str, Any]]):
         )
         self.val_loader = self.eval_loader(self.data.val) if self.data.val is not None else None
         torch.manual_seed(cfg.seed)
-        self.model = model = compile_network(network)
-        if self.init_state is not None:
-            _load_initial(model, self.init_state, network)
+        if self.init_state is None:
+            self.model = model = compile_network(network)
+        else:
+            self.model = model = fitted_model(network, self.init_state, what="initial weights",
+                                              hint="pass weights of this network, or --inherit from its teacher")
         model.to(device)
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
@@ -202,32 +202,3 @@ class TrainStage(Stage[dict[str, Any]]):
         return results
 
 
-def _load_initial(model: torch.nn.Module, state: dict[str, torch.Tensor], network: Network) -> None:
-    try:
-        missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError as e:  # tensors of another shape
-        raise NasgalError(f"initial weights do not fit {network.name}: {str(e).strip().splitlines()[-1].strip()}") from None
-    if missing or unexpected:
-        raise NasgalError(
-            f"initial weights do not fit {network.name}: {len(missing)} missing, {len(unexpected)} unexpected "
-            f"(e.g. {(missing or unexpected)[0]})"
-        )
-
-
-def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """Weights of a training run: a run directory (``weights.pt``, else the last
-    checkpoint) or a checkpoint/state-dict file."""
-    p = Path(path)
-    if p.is_dir():
-        if (p / WEIGHTS).exists():
-            p = p / WEIGHTS
-        elif (p / CHECKPOINT).exists():
-            p = p / CHECKPOINT
-        else:
-            raise NasgalError(f"{path} holds no {WEIGHTS} or {CHECKPOINT}", hint="train first: nasgal train ...")
-    state = load_checkpoint(p)
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise NasgalError(f"{p} is not a state dict or nasgal checkpoint")
-    return state
