@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import NasgalError
+from .runfiles import METRICS_LOG, PRUNE_LOG, RESULTS
 from .spec.io import atomic_write_bytes
 
-#: Per-epoch files looked for in a run directory, in order.
-EPOCH_FILES: tuple[str, ...] = ("metrics.jsonl", "epochs.jsonl", "history.jsonl")
-FINAL_FILE = "metrics.json"
+#: Per-epoch files looked for in a run directory, in order (training and search runs, then
+#: pruning runs, then two common names of other tools).
+EPOCH_FILES: tuple[str, ...] = (METRICS_LOG, PRUNE_LOG, "epochs.jsonl", "history.jsonl")
+FINAL_FILE = RESULTS
 PLOT_FORMATS: tuple[str, ...] = ("png", "svg", "pdf")
 
 # Okabe-Ito: one colour per run; one line style per split.

@@ -15,7 +15,7 @@ from nasgal.errors import NasgalError
 from nasgal.prune import (
     Critic, GALStep, MaskFista, PruneConfig, candidates, inherit_weights, prune, resolve_prune_config, select_nodes,
 )
-from nasgal.engine.rundir import PRUNE_LOG as LOG, PRUNED
+from nasgal.runfiles import PRUNE_LOG as LOG, PRUNED
 from nasgal.engine.rundir import load_checkpoint, save_checkpoint
 
 from datafiles import fashion_mnist_root, offline

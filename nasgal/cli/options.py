@@ -45,7 +45,8 @@ RESTART_HELP = "Remove the run found in --out (checkpoint, records, results) and
 
 def check_resume(out: Path, resume: bool, restart: bool) -> None:
     """The checks of --resume and --restart that need no data (before anything slow)."""
-    from ..engine.rundir import CHECKPOINT, check_out_dir
+    from ..engine.rundir import check_out_dir
+    from ..runfiles import CHECKPOINT
 
     check_out_dir(out)
     if resume and restart:

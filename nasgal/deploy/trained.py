@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from ..engine.rundir import NETWORK
+from ..runfiles import NETWORK
 from ..errors import NasgalError
 from ..spec import Genotype, Network, load
 from ..spec.library import resolve_spec_path

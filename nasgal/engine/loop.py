@@ -34,12 +34,9 @@ from pydantic import BaseModel
 
 from ..errors import NasgalError
 from ..progress import Reporter
+from ..runfiles import CHECKPOINT, METRICS_LOG, NETWORK, RESULTS
 from .rundir import (
-    CHECKPOINT,
-    METRICS_LOG,
-    NETWORK,
     RESTART_HINT,
-    RESULTS,
     forget_run,
     load_state,
     open_run,

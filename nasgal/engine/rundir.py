@@ -31,20 +31,13 @@ if TYPE_CHECKING:
 #: The lock file of a run directory (holds the writer's process id).
 LOCK = ".lock"
 
-# The files of a run directory: every module that reads or writes one names it from here.
-CONFIG = "config.json"  #: the run's record: dataset, spec hash, settings
-CHECKPOINT = "checkpoint.pt"  #: the state after the last completed epoch
-METRICS_LOG = "metrics.jsonl"  #: one row per epoch (train, search)
-PRUNE_LOG = "prune_log.jsonl"  #: one row per epoch (prune)
-RESULTS = "metrics.json"  #: the final results
-ENV = "env.json"  #: versions, device, threads, seed
-NETWORK = "network.json"  #: the network spec a train or prune run works on
-SPACE = "space.json"  #: the search space a search run works on
-WEIGHTS = "weights.pt"  #: a training run's final weights
-PRUNED = "pruned.json"  #: a pruning run's pruned spec
-GENOTYPE = "genotype.json"  #: a search run's latest derived genotype
-GENOTYPES = "genotypes"  #: a search run's genotype after each epoch (epoch_XXX.json)
-ALPHA_HISTORY = "alpha_history.json"  #: a search run's α after each epoch
+# The files of a run directory (defined in nasgal.runfiles, which views below the engine read too).
+from ..runfiles import (  # noqa: E402
+    CHECKPOINT,
+    CONFIG,
+    NETWORK,
+    RESULTS,
+)
 
 
 def _finite(value: Any) -> Any:

@@ -11,7 +11,8 @@ import torch
 
 from ..errors import NasgalError
 from ..spec import Network
-from .rundir import CHECKPOINT, WEIGHTS, load_checkpoint
+from ..runfiles import CHECKPOINT, WEIGHTS
+from .rundir import load_checkpoint
 
 
 def fitted_model(network: Network, state: dict[str, torch.Tensor], gates: bool = False,

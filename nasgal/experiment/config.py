@@ -3,7 +3,7 @@
 Unknown keys are errors; every section but ``[network]`` is optional. ``[train]`` and
 ``[retrain]`` take the options of :class:`nasgal.train.TrainConfig` (plus ``recipe``),
 ``[prune]`` those of :class:`nasgal.prune.PruneConfig`, ``[search]`` those of
-:class:`SearchSection`.
+:class:`nasgal.search.config.SearchConfig` plus the supernet's size (:class:`SearchSection`).
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import NasgalError, SpecError
-from ..options import Capture, Precision
+from ..search.config import SearchConfig
 from ..spec.io import problems_of
 
 
@@ -30,22 +30,35 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-class SearchSection(_Section):
-    """A DARTS search before stacking; its genotype replaces ``network.genotype``."""
+class SearchSection(SearchConfig):
+    """A DARTS search before stacking; its genotype replaces ``network.genotype``.
 
-    epochs: int = Field(50, ge=1, description="Search epochs.")
+    It takes every option of :class:`nasgal.search.config.SearchConfig` (same defaults, same
+    checks) except those the experiment sets for all its stages (seed, device, dataset), and
+    says which supernet to build.
+    """
+
+    SOURCE: ClassVar[str] = "[search] settings"
+    #: Set by the experiment for every stage, not in [search].
+    FROM_EXPERIMENT: ClassVar[tuple[str, ...]] = ("seed", "device", "dataset", "extra")
+
     subset: int | None = Field(None, ge=2, description="Training images used (split in half for weights and α).")
     cells: int = Field(8, ge=1, description="Cells of the supernet.")
     channels: int = Field(16, ge=1, description="Initial channels of the supernet.")
-    batch_size: int = Field(64, ge=1, description="Batch size of the search.")
-    order: Literal["first", "second"] = Field("first", description="First- or second-order DARTS.")
-    partial_channels: int = Field(1, ge=1, description="PC-DARTS K (1: off).")
     space: str | None = Field(None, description="Search-space file (default: the DARTS space).")
-    precision: Precision = Field("fp32", description="bf16 autocast of the supernet, or fp32.")
-    capture: Capture = Field(
-        "none", description="Graph capture of the search step (cuda-graph: the whole step, on a GPU)."
-    )
-    recompute: bool = Field(False, description="Recompute depthwise outputs in backward (less memory, same results).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_the_experiments(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in cls.FROM_EXPERIMENT:
+                if key in data:
+                    raise ValueError(f"{key!r} is set at the top of the experiment file, for every stage")
+        return data
+
+    def settings(self) -> dict[str, Any]:
+        """The :class:`SearchConfig` values of this section."""
+        return self.model_dump(exclude={"cells", "channels", "space", *self.FROM_EXPERIMENT})
 
 
 class NetworkSection(_Section):

@@ -23,7 +23,8 @@ from ..errors import NasgalError
 from ..progress import Reporter
 from ..spec import Genotype, Network, load, save, stack
 from ..spec.library import resolve_spec_path
-from ..engine.rundir import NETWORK, RESULTS, read_json_object, run_lock
+from ..engine.rundir import read_json_object, run_lock
+from ..runfiles import NETWORK, RESULTS
 from .config import Experiment
 
 STAGES = ("search", "stack", "baseline", "prune", "retrain", "report")
@@ -73,7 +74,7 @@ def _stop(interrupt: tuple[str, int] | None, stage: str) -> int | None:
 def run_search(exp: Experiment, out: Path, reporter: Reporter, download: bool,
                interrupt: tuple[str, int] | None) -> tuple[Genotype, dict[str, Any]]:
     from ..data import load_dataset
-    from ..search.config import search_config
+    from ..search.config import SearchConfig
     from ..search.run import search
     from ..search.space import load_space
     from ..engine.rundir import resolve_device
@@ -91,11 +92,8 @@ def run_search(exp: Experiment, out: Path, reporter: Reporter, download: bool,
     if exp.network.stem == "stride2":
         update["stem"] = "stride2"
     space = load_space(s.space).resized(**update)
-    cfg = search_config(
-        epochs=s.epochs, order=s.order, partial_channels=s.partial_channels, batch_size=s.batch_size,
-        seed=exp.seed, device=str(resolve_device(exp.device)), dataset=ds.info.name, subset=s.subset,
-        precision=s.precision, capture=s.capture, recompute=s.recompute,
-    )
+    cfg = SearchConfig.resolve(**s.settings(), seed=exp.seed, device=str(resolve_device(exp.device)),
+                               dataset=ds.info.name)
     t0 = time.perf_counter()
     reporter.message(f"search: {s.epochs} epochs on {len(ds)} images")
     genotype = search(space, ds, cfg, out / "search", reporter=reporter, stop_after=stop)

@@ -20,7 +20,8 @@ from ..data import DeviceLoader
 from ..engine.data import DataSplits, prepare_splits
 from ..engine.loop import Interrupted, Stage, run_stage
 from ..engine.optim import sgd
-from ..engine.rundir import ENV, PRUNE_LOG, PRUNED, RESULTS, environment, read_json_object, use_device, write_json
+from ..engine.rundir import environment, read_json_object, use_device, write_json
+from ..runfiles import ENV, PRUNE_LOG, PRUNED, RESULTS
 from ..engine.step import evaluate
 from ..engine.weights import fitted_model, weights_fingerprint
 from ..progress import Reporter

@@ -30,18 +30,8 @@ import torch.nn.functional as F
 from ..engine.loop import Interrupted, Stage, run_stage
 from ..engine.optim import set_lr
 from ..engine.precision import autocast
-from ..engine.rundir import (
-    ALPHA_HISTORY,
-    ENV,
-    GENOTYPE,
-    GENOTYPES,
-    RESULTS,
-    SPACE,
-    environment,
-    use_device,
-    write_json,
-    write_jsonl,
-)
+from ..engine.rundir import environment, use_device, write_json, write_jsonl
+from ..runfiles import ALPHA_HISTORY, ENV, GENOTYPE, GENOTYPES, RESULTS, SPACE
 from ..errors import NasgalError
 from ..progress import Reporter
 from ..spec.genotype import Genotype

@@ -21,16 +21,8 @@ from ..data import Augment, DeviceLoader, default_augment
 from ..engine.data import DataSplits, prepare_splits
 from ..engine.loop import Interrupted, Stage, run_stage
 from ..engine.optim import cosine_lr, set_lr, sgd
-from ..engine.rundir import (
-    ENV,
-    RESULTS,
-    WEIGHTS,
-    environment,
-    read_json_object,
-    save_checkpoint,
-    use_device,
-    write_json,
-)
+from ..engine.rundir import environment, read_json_object, save_checkpoint, use_device, write_json
+from ..runfiles import ENV, RESULTS, WEIGHTS
 from ..engine.step import evaluate
 from ..engine.weights import fitted_model, load_weights
 from ..progress import Reporter
