@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "nasgal"
 
 #: Layers from the bottom; a unit may import units of lower layers only (docs/architecture.md).
 LAYERS: list[set[str]] = [
-    {"errors", "options", "progress", "runfiles"},
+    {"errors", "options", "progress", "runfiles", "lazy"},
     {"spec"},
     {"compiler", "data", "diff", "render", "plot"},
     {"engine"},

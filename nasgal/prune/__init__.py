@@ -6,9 +6,7 @@ the command line starts fast.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from ..lazy import lazy_exports
 from .config import PruneConfig, resolve_prune_config
 
 _LAZY = {
@@ -27,11 +25,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        where = _LAZY[name]
-        return getattr(importlib.import_module(where if where.startswith(".") else f".{where}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 __all__ = ["PruneConfig", "resolve_prune_config", *_LAZY]

@@ -7,9 +7,7 @@ capture, precision, data splits) lives in :mod:`nasgal.engine`. The settings
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from ..lazy import lazy_exports
 from .config import RECIPES, TrainConfig, resolve_config
 
 _LAZY = {
@@ -22,11 +20,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        where = _LAZY[name]
-        return getattr(importlib.import_module(where if where.startswith(".") else f".{where}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 __all__ = ["RECIPES", "TrainConfig", "resolve_config", *_LAZY]
