@@ -11,17 +11,15 @@ def check_compatible(info: DatasetInfo, in_channels: int, input_size: int | tupl
     size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
     if info.channels == in_channels and tuple(info.size) == size and info.classes == classes:
         return
-    hints = []
+    # In the command line's terms: the network is what a user changes (nasgal stack's options).
+    fixes = []
     if info.channels != in_channels:
-        fix = f"build the network with {info.channels} input channel{'s' if info.channels > 1 else ''}"
-        if info.channels == 1 and in_channels == 3:
-            fix += ", or load the dataset with channels=3 (grey replicated)"
-        hints.append(fix)
+        fixes.append(f"--in-channels {info.channels}")
     if tuple(info.size) != size:
-        hints.append(f"load the dataset with image_size={size[0] if size[0] == size[1] else size}, "
-                     f"or build the network for input size {info.size[0]}")
+        fixes.append(f"--input-size {info.size[0] if info.size[0] == info.size[1] else 'x'.join(map(str, info.size))}")
     if info.classes != classes:
-        hints.append(f"build the network with {info.classes} classes")
+        fixes.append(f"--classes {info.classes}")
+    hints = [f"stack the network for this dataset: nasgal stack GENOTYPE {' '.join(fixes)} ..."]
     raise DataError(
         f"{info.describe()}, but the network expects {in_channels}×{size[0]}×{size[1]} inputs and {classes} classes",
         hint="; ".join(hints),
