@@ -272,6 +272,16 @@ def test_cli_writes_one_file_per_position(specs, capsys):
     assert err.count("wrote ") == 6
 
 
+def test_cli_trailing_slash_means_a_new_folder(specs, capsys, monkeypatch):
+    """`-o figures/` (as the README shows it) creates the folder and writes into it, even when it
+    does not exist yet; nothing lands in the current directory."""
+    monkeypatch.chdir(specs)
+    rc, _, err = _main(["render", "darts_v2.json", "-o", "figures/", "-f", "dot"], capsys)
+    assert rc == 0, err
+    assert sorted(p.name for p in (specs / "figures").iterdir()) == ["darts_v2.normal.dot", "darts_v2.reduction.dot"]
+    assert not list(specs.glob("figures.*"))
+
+
 def test_cli_hide_pruned(specs, capsys):
     rc, out, _ = _main(["render", str(specs / "pruned.json"), "--cell", "0", "--hide-pruned", "-f", "dot"], capsys)
     assert rc == 0 and "pruned" not in out

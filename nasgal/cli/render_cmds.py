@@ -45,7 +45,8 @@ def _wrote(path: Path) -> None:
 def render(
     spec: Annotated[str, typer.Argument(help="Genotype or network spec file, or a library genotype name.", show_default=False)],
     output: Annotated[
-        Optional[Path],
+        # a str, not a Path: Path("figures/") would drop the slash that says "a directory"
+        Optional[str],
         typer.Option("--output", "-o", help="Output file, or a directory (trailing '/'); several figures "
                      "from one file name become NAME.<key>.<fmt>. Default: DOT on stdout for --format dot, "
                      "else <spec>.<key>.<fmt> in the current directory.", show_default=False),
