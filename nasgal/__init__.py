@@ -5,6 +5,7 @@ The spec layer (``nasgal.spec``) imports no torch; ``compile_network`` imports i
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from .errors import NasgalError, SpecError
@@ -15,7 +16,6 @@ from .spec import (
     Network,
     count_macs,
     count_params,
-    load,
     network_cost,
     save,
     spec_hash,
@@ -26,6 +26,26 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     import torch
+
+
+def load(path: str | os.PathLike, kind: type | None = None) -> Any:
+    """Read a spec file, or a genotype of the shipped library by name (``nasgal.load("darts_v2")``),
+    as every command does; with ``kind`` (e.g. ``nasgal.Network``) the spec must be of that kind."""
+    from .spec import load as _load
+    from .spec.library import resolve_spec_path
+
+    return _load(resolve_spec_path(path), kind)
+
+
+def load_run(run_dir: str | os.PathLike, weights: str | os.PathLike | None = None) -> "torch.nn.Module":
+    """The trained network of a ``nasgal train`` run directory: its spec compiled, its final
+    weights (or, for an unfinished run, those of the last checkpoint) loaded, in eval mode on
+    the CPU. ``weights`` takes them from another run or checkpoint instead. The spec is the
+    module's ``spec`` attribute."""
+    from .deploy.trained import load_trained, trained_model
+
+    network, state = load_trained(run_dir, weights)
+    return trained_model(network, state)
 
 
 def compile_network(network: Network, **kwargs: Any) -> "torch.nn.Module":
@@ -46,6 +66,7 @@ __all__ = [
     "count_macs",
     "count_params",
     "load",
+    "load_run",
     "network_cost",
     "save",
     "spec_hash",

@@ -66,6 +66,11 @@ def test_run_directory_contents(tmp_path, data_dir):
         assert (out / name).exists(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics == res
+    # The public way back to the trained network: its spec and final weights, in eval mode.
+    model = nasgal.load_run(out)
+    weights = torch.load(out / "weights.pt", weights_only=True)
+    assert not model.training and model.spec == net
+    assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
     assert metrics["params"] == nasgal.count_params(net)
     assert metrics["wall_time_s"] > 0
