@@ -319,7 +319,7 @@ def test_run_directory_and_pruned_spec(tmp_path, data_dir):
     rows = [json.loads(line) for line in (out / LOG).read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
     assert {"critic_loss", "wasserstein", "adv_loss", "data_loss", "mask_l1", "nodes_alive", "masks"} <= rows[0].keys()
-    assert set(load_checkpoint(out / "checkpoint.pt")) >= {"generator", "critic", "fista", "epoch"}
+    assert set(load_checkpoint(out / "checkpoint.pt")) >= {"generator", "critic", "fista", "epochs_done"}
     # budget: 12 nodes, keep 6
     assert abs(res["nodes_after"] - 6) <= 1 and res["budget_met"]
     # provenance

@@ -14,9 +14,10 @@ import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ..errors import NasgalError, SpecError
+from ..engine.config import Settings
 from ..search.config import SearchConfig
 from ..spec.io import problems_of
 
@@ -26,8 +27,8 @@ MAX_SEEDS = 1000
 SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+class _Section(Settings):
+    """A section of an experiment file: strict, frozen and finite, as every settings model."""
 
 
 class SearchSection(SearchConfig):
