@@ -104,7 +104,7 @@ def main() -> None:
             ms = statistics.median(time_steps(step, batches, device, args.warmup, args.steps, args.repeats))
             results["reference"] = args.batch / ms
             print(json.dumps({**base, "loop": "reference-eager-fp32", "ms_per_step": ms * 1e3,
-                              "images_per_s": args.batch / ms, "graph_captured": step.captured}), flush=True)
+                              "images_per_s": args.batch / ms, "graph_captured": getattr(step, "captured", False)}), flush=True)
     if not args.only_reference:
         model = compile_network(net).to(device).train()
         if args.channels_last:
@@ -125,7 +125,7 @@ def main() -> None:
         ms = statistics.median(times)
         row = {**base, "loop": "nasgal", "capture": args.capture, "precision": args.precision,
                "channels_last": args.channels_last, "first_step_s": setup_s, "ms_per_step": ms * 1e3,
-               "images_per_s": args.batch / ms, "graph_captured": step.captured}
+               "images_per_s": args.batch / ms, "graph_captured": getattr(step, "captured", False)}
         if "reference" in results:
             row["speedup_vs_reference"] = row["images_per_s"] / results["reference"]
         if device.type == "cuda":

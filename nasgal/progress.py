@@ -41,15 +41,46 @@ class Reporter:
         pass
 
 
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 class PlainReporter(Reporter):
-    """One line per epoch (and per message) on a stream: for logs and pipes."""
+    """One line per epoch (and per message) on a stream: for logs and pipes. Early in the first
+    epoch it also says how long an epoch will take, measured on the first steps."""
+
+    #: Seconds of the first epoch after which the estimate is printed (if the epoch lasts longer).
+    ESTIMATE_AFTER_S = 10.0
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
         self.title = ""
+        self.estimated = False
+        self._steps = self._done = 0
+        self._t0 = 0.0
 
     def start(self, title: str, epoch: int, epochs: int, steps: int) -> None:
+        import time
+
         self.title = f"{title} epoch {epoch + 1}/{epochs}"
+        self._steps, self._done, self._t0 = steps, 0, time.perf_counter()
+
+    def advance(self, n: int = 1) -> None:
+        if self.estimated:
+            return
+        import time
+
+        self._done += n
+        spent = time.perf_counter() - self._t0
+        if spent >= self.ESTIMATE_AFTER_S and 0 < self._done < self._steps:
+            self.estimated = True
+            per_epoch = spent / self._done * self._steps
+            print(f"{self.title}: {self._done}/{self._steps} steps in {_duration(spent)}; "
+                  f"about {_duration(per_epoch)} per epoch", file=self.stream, flush=True)
 
     def end(self, row: dict[str, Any]) -> None:
         print(f"{self.title}: {_fmt(row)}", file=self.stream, flush=True)
@@ -61,47 +92,42 @@ class PlainReporter(Reporter):
 class RichReporter(Reporter):
     """A progress bar per epoch with the last epoch's figures, on stderr."""
 
-    def __init__(self) -> None:
+    def __init__(self, console: Any = None) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        self.console = Console(stderr=True)
+        # No source link after each line (a log setting, not news for a user).
+        self.console = console or Console(stderr=True, log_path=False)
+        # The bar keeps a fixed width and the epoch's figures go to the line logged below it, so
+        # at 80 columns nothing is squeezed to one character or to "…".
         self.progress = Progress(
             TextColumn("{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=30),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
-            TextColumn("{task.fields[info]}"),
             console=self.console,
             transient=False,
         )
         self.progress.start()
         self.task = None
-        self.last = ""
 
     def start(self, title: str, epoch: int, epochs: int, steps: int) -> None:
         desc = f"{title} {epoch + 1}/{epochs}"
         if self.task is None:
-            self.task = self.progress.add_task(desc, total=steps, info=self.last)
+            self.task = self.progress.add_task(desc, total=steps)
         else:
-            self.progress.reset(self.task, total=steps, description=desc, info=self.last)
+            self.progress.reset(self.task, total=steps, description=desc)
 
     def advance(self, n: int = 1) -> None:
         if self.task is not None:
             self.progress.advance(self.task, n)
 
     def end(self, row: dict[str, Any]) -> None:
-        # Short figures only beside the bar: a long value (a search's genotype) squeezes the bar
-        # out of the line; the full row, genotype included, goes to the log line below.
-        keys = [k for k in ("train_loss", "train_acc", "val_acc", "images_per_s") if k in row]
-        self.last = " ".join(f"{k}={row[k]:.4g}" if isinstance(row[k], float) else f"{k}={row[k]}" for k in keys)
-        if self.task is not None:
-            self.progress.update(self.task, info=self.last)
-        self.console.log(_fmt(row))
+        self.console.log(_fmt(row), markup=False, highlight=False)
 
     def message(self, text: str) -> None:
-        self.console.log(text)
+        self.console.log(text, markup=False, highlight=False)
 
     def close(self) -> None:
         self.progress.stop()

@@ -97,3 +97,19 @@ def test_training_step_reads_nothing_back_and_copies_nothing_in():
     step(x, y)
     c = count.count_step(lambda: step(x, y))
     assert c.syncs == 0 and c.host_tensors == 0, c.by_op
+
+
+def test_train_step_benchmark_runs_with_its_reference_loop(monkeypatch, capsys):
+    """`python benchmarks/train_step.py --device cpu --reference` (docs/benchmarks.md), shrunk:
+    both loops run and the in-run ratio is printed."""
+    import json
+    import sys
+
+    bench = load_benchmark("train_step")
+    monkeypatch.setattr(sys, "argv", ["train_step.py", "--device", "cpu", "--reference", "--cells", "2",
+                                      "--channels", "4", "--batch", "4", "--warmup", "1", "--steps", "1",
+                                      "--repeats", "1"])
+    bench.main()
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [r["loop"] for r in rows] == ["reference-eager-fp32", "nasgal"]
+    assert rows[1]["speedup_vs_reference"] > 0 and rows[0]["graph_captured"] is False
