@@ -12,10 +12,12 @@ died early), then by position and node id.
 - ``keep_params=f``: a ceiling. Nodes are added strongest first, skipping any whose addition
   would take the parameter count above ``f·params(teacher)``: the result fits the budget and
   no further node would.
-- Connectivity guard (DESIGN §4): the last position (the classifier's input) and the
-  auxiliary head's position must stay live. Where they are not, the fewest, strongest nodes
-  that make them live are revived (earlier positions first when a position has no live
-  input), and each revival is reported. A budget yields to the guard; the result says so.
+- Connectivity guard: every position keeps at least one live node (a cell with none would
+  pass only its preprocessed inputs on, a whole cell lost), which with the dead-signal rules
+  also keeps a live path from the stem to the classifier and to the auxiliary head. Where a
+  position has none, the fewest, strongest nodes that make it live are revived (earlier
+  positions first, since a later one builds on them), and each revival is reported. A budget
+  yields to the guard; the result says so.
 """
 
 from __future__ import annotations
@@ -67,10 +69,8 @@ class _Probe:
         return count_params(_with_kept(self.network, kept))
 
     def required(self) -> list[int]:
-        req = [len(self.network.positions) - 1]
-        if self.network.auxiliary is not None:
-            req.append(self.network.auxiliary.position)
-        return req
+        """Positions that must keep a live node: all of them, earliest first."""
+        return list(range(len(self.network.positions)))
 
     def connected(self, kept: dict[int, set[int]]) -> bool:
         plan = self.plan(kept)
