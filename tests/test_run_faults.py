@@ -77,27 +77,19 @@ class _Killed(BaseException):
     """Stands for SIGKILL inside the process: nothing after it runs, no handler catches it."""
 
 
-def test_search_killed_at_every_write_resumes_to_identical_records(tmp_path, monkeypatch):
-    """Kill the search before each of its file writes of epochs 1 and 2 (so also between a
-    checkpoint and the next records, and with a half-written temporary file left behind), run
-    it again, and compare every record with an uninterrupted run."""
-    import nasgal.search.run as run_mod
+#: Kill points: every write (slow), or a spread of them in the default run (the first write, the
+#: last, and four between them, which fall on records and checkpoints of both epochs).
+SWEEPS = ["sample", pytest.param("every", marks=pytest.mark.slow)]
 
-    whole = _search(tmp_path / "whole")
-    expected = _records(tmp_path / "whole")
-    assert expected["temporaries"] == [] and len(expected["metrics"]) == 2
 
-    import nasgal.engine.loop as loop_mod
-    import nasgal.engine.rundir as rundir_mod
-
-    # Every file write of a search, where its module looks the writer up: the search's records,
-    # the engine's checkpoint, and the run's spec and record (start_run).
-    writers = {
-        run_mod: ("save", "write_jsonl", "atomic_write_text", "write_heatmap", "write_json"),
-        loop_mod: ("save_checkpoint",),
-        rundir_mod: ("save", "write_json"),
-    }
-    counter = {"n": 0, "kill_at": None, "out": None}
+def _kill_at_every_write(tmp_path, monkeypatch, run, records, writers, sweep: str = "every") -> int:
+    """Kill ``run(out)`` before each of its file writes (``writers``: {module: names}, where the
+    module looks each writer up), leaving a half-written temporary file, run it again, and
+    compare ``records(out)`` with an uninterrupted run's; return the number of writes.
+    ``sweep="sample"`` kills at six writes spread over the run instead of at every one."""
+    whole = run(tmp_path / "whole")
+    expected = records(tmp_path / "whole")
+    counter = {"n": 0, "kill_at": None}
 
     def wrap(name, real):
         def writer(*a, **k):
@@ -121,19 +113,97 @@ def test_search_killed_at_every_write_resumes_to_identical_records(tmp_path, mon
                     return Path(path).write_bytes(b"figure")
             monkeypatch.setattr(mod, name, wrap(name, real))
     counter["kill_at"] = -1
-    _search(tmp_path / "count")
+    run(tmp_path / "count")
     writes = counter["n"]
-    assert writes >= 16  # spec and record, the records of two epochs, two checkpoints, the results
-
-    for k in range(writes):
+    points = range(writes) if sweep == "every" else sorted({0, writes - 1, *range(0, writes, max(1, writes // 5))})
+    for k in points:
         out = tmp_path / f"kill{k}"
         counter.update(n=0, kill_at=k)
         with pytest.raises(_Killed):
-            _search(out)
+            run(out)
         counter.update(kill_at=-1)
-        resumed = _search(out)
-        assert resumed == whole, f"killed before write {k}"
-        assert _records(out) == expected, f"killed before write {k}"
+        resumed = run(out)
+        assert _same(resumed, whole), f"killed before write {k}"
+        assert records(out) == expected, f"killed before write {k}"
+        assert not list(out.rglob("*.tmp")), f"killed before write {k}"
+    return writes
+
+
+def _same(a, b) -> bool:
+    """Results equal but for wall times (a resumed run's time differs)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        drop = {"wall_time_s", "images_per_s"}
+        return {k: v for k, v in a.items() if k not in drop} == {k: v for k, v in b.items() if k not in drop}
+    if isinstance(a, tuple):
+        return all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def _engine_writers():
+    import nasgal.engine.loop as loop_mod
+    import nasgal.engine.rundir as rundir_mod
+
+    # the engine's checkpoint, and the run's spec and record (start_run)
+    return {loop_mod: ("save_checkpoint", "write_jsonl"), rundir_mod: ("save", "write_json")}
+
+
+@pytest.mark.parametrize("sweep", SWEEPS)
+def test_search_killed_at_every_write_resumes_to_identical_records(tmp_path, monkeypatch, sweep):
+    """Kill the search before each of its file writes of epochs 1 and 2 (so also between a
+    checkpoint and the next records, and with a half-written temporary file left behind), run
+    it again, and compare every record with an uninterrupted run."""
+    import nasgal.search.run as run_mod
+
+    writers = {run_mod: ("save", "write_jsonl", "atomic_write_text", "write_heatmap", "write_json"),
+               **_engine_writers()}
+    writes = _kill_at_every_write(tmp_path, monkeypatch, _search, _records, writers, sweep)
+    assert writes >= 16  # spec and record, the records of two epochs, two checkpoints, the results
+
+
+def _train_records(out: Path) -> dict[str, object]:
+    rows = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    weights = torch.load(out / "weights.pt", weights_only=True)
+    return {
+        "metrics": [{k: v for k, v in r.items() if k not in ("epoch_time_s", "images_per_s")} for r in rows],
+        "weights": {k: v.tolist() for k, v in weights.items()},
+        "network": (out / "network.json").read_text(),
+        "config": (out / "config.json").read_text(),
+    }
+
+
+@pytest.mark.parametrize("sweep", SWEEPS)
+def test_train_killed_at_every_write_resumes_bit_identical(tmp_path, monkeypatch, data_dir, sweep):
+    import nasgal.train.runner as runner_mod
+
+    def run(out):
+        return train(_net(), dataset="fashion_mnist", config=_cfg(epochs=2), out_dir=out, data_dir=data_dir)
+
+    writers = {runner_mod: ("save_checkpoint", "write_json"), **_engine_writers()}
+    writes = _kill_at_every_write(tmp_path, monkeypatch, run, _train_records, writers, sweep)
+    assert writes >= 9  # network, config, 2 × (rows, checkpoint), weights, env, results
+
+
+@pytest.mark.parametrize("sweep", SWEEPS)
+def test_prune_killed_at_every_write_resumes_bit_identical(tmp_path, monkeypatch, data_dir, sweep):
+    import nasgal.prune.gal as gal_mod
+    from nasgal.prune import prune, resolve_prune_config
+
+    net = _net()
+    torch.manual_seed(0)
+    state = nasgal.compile_network(net).state_dict()
+    cfg = resolve_prune_config(epochs=2, batch_size=32, device="cpu", critic_steps=2)
+
+    def run(out):
+        return prune(net, state, dataset="fashion_mnist", config=cfg, out_dir=out, data_dir=data_dir)
+
+    def records(out):
+        rows = [json.loads(ln) for ln in (out / "prune_log.jsonl").read_text().splitlines()]
+        return {"rows": [{k: v for k, v in r.items() if k not in ("epoch_time_s", "images_per_s")} for r in rows],
+                "pruned": (out / "pruned.json").read_text()}
+
+    writers = {gal_mod: ("save", "write_json"), **_engine_writers()}
+    writes = _kill_at_every_write(tmp_path, monkeypatch, run, records, writers, sweep)
+    assert writes >= 9
 
 
 def _cli_search(out: Path, data: Path, epochs: int = 3) -> subprocess.Popen:
