@@ -13,7 +13,7 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==$(TORCH_VERSION)
-	$(BIN)/pip install -q -e '.[dev,deploy]'
+	$(BIN)/pip install -q -e '.[dev,deploy,tracking]'
 	touch $@
 
 # graphviz (the dot program) for renders; Debian's FashionMNIST files for real-data runs.

@@ -15,7 +15,8 @@ WEIGHTS = "weights.pt"  #: a training run's final weights
 PRUNED = "pruned.json"  #: a pruning run's pruned spec
 GENOTYPE = "genotype.json"  #: a search run's latest derived genotype
 GENOTYPES = "genotypes"  #: a search run's genotype after each epoch (epoch_XXX.json)
-ALPHA_HISTORY = "alpha_history.json"  #: a search run's α after each epoch
+ALPHA_HISTORY = "alpha_history.json"
+TENSORBOARD = "tensorboard"  #: TensorBoard event files, when asked for (--tensorboard)  #: a search run's α after each epoch
 
 __all__ = ["ALPHA_HISTORY", "CHECKPOINT", "CONFIG", "ENV", "GENOTYPE", "GENOTYPES", "METRICS_LOG", "NETWORK",
-           "PRUNED", "PRUNE_LOG", "RESULTS", "SPACE", "WEIGHTS"]
+           "PRUNED", "PRUNE_LOG", "RESULTS", "SPACE", "TENSORBOARD", "WEIGHTS"]

@@ -83,6 +83,7 @@ def prune_cmd(
     channels_last: Annotated[Optional[bool], _p("channels_last", "--channels-last/--no-channels-last")] = None,
     eval_batch_size: Annotated[Optional[int], _p("eval_batch_size")] = None,
     threads: Annotated[Optional[int], _p("threads", "--threads")] = None,
+    tensorboard: Annotated[Optional[bool], _p("tensorboard", "--tensorboard/--no-tensorboard")] = None,
     resume: Annotated[bool, typer.Option("--resume", help=RESUME_HELP)] = False,
     restart: Annotated[bool, typer.Option("--restart", help=RESTART_HELP)] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout.")] = False,
@@ -105,7 +106,7 @@ def prune_cmd(
         lam_warmup=lam_warmup, fista_restart=fista_restart, threshold=threshold, critic_steps=critic_steps,
         critic_weight_decay=critic_weight_decay, critic_lr=critic_lr, clip=clip, gp=gp, keep_params=keep_params,
         keep_nodes=keep_nodes, seed=seed, device=device, precision=precision, channels_last=channels_last,
-        eval_batch_size=eval_batch_size, threads=threads,
+        eval_batch_size=eval_batch_size, threads=threads, tensorboard=tensorboard,
     )
     wpath = Path(weights)
     if not wpath.exists():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import ConfigError
 from ..spec.io import problems_of
@@ -35,3 +35,12 @@ class Settings(BaseModel):
     def identity(self) -> dict[str, Any]:
         """The fields a resumed run must share with the run that wrote the checkpoint (as JSON data)."""
         return self.model_dump(mode="json", exclude=set(self.RUNTIME))
+
+
+class StageSettings(Settings):
+    """Settings of a stage that runs on the engine (training, pruning, search): what every run
+    directory may have besides its records."""
+
+    RUNTIME: ClassVar[frozenset[str]] = frozenset({"device", "threads", "tensorboard"})
+
+    tensorboard: bool = Field(False, description="Write TensorBoard event files into RUN_DIR/tensorboard.")

@@ -34,7 +34,8 @@ from pydantic import BaseModel
 
 from ..errors import NasgalError
 from ..progress import Reporter
-from ..runfiles import CHECKPOINT, METRICS_LOG, NETWORK, RESULTS
+from ..runfiles import CHECKPOINT, METRICS_LOG, NETWORK, RESULTS, TENSORBOARD
+from .tracking import numbers, tracker
 from .rundir import (
     RESTART_HINT,
     forget_run,
@@ -86,6 +87,7 @@ class Stage(ABC, Generic[R]):
     ignore: frozenset[str] = frozenset()  #: settings a resumed run may change
     spec: BaseModel  #: what the run works on (network or search space), written to ``spec_name``
     device: torch.device
+    tensorboard: bool = False  #: also write TensorBoard event files (RUN_DIR/tensorboard)
     #: Seed of the per-epoch random streams (``seed * 1_000_003 + epoch``); ``None`` keeps one
     #: stream over the run (its state travels in the checkpoint).
     epoch_seed: int | None = None
@@ -131,6 +133,10 @@ class Stage(ABC, Generic[R]):
         """What the progress display shows at the end of an epoch."""
         return row
 
+    def scalars(self, row: dict[str, Any]) -> dict[str, float]:
+        """What a tracker (TensorBoard) records of an epoch: its row's numbers by default."""
+        return numbers(row)
+
     @abstractmethod
     def finish(self, rows: list[dict[str, Any]], elapsed: float, reporter: Reporter) -> R:
         """Evaluate, write the final results (``outputs``) and return them."""
@@ -144,7 +150,7 @@ def run_stage(stage: Stage[R], *, reporter: Reporter | None = None, restart: boo
     out = stage.out
     with run_lock(out):
         if restart:
-            forget_run(out, (stage.log, *stage.outputs, *stage.records))
+            forget_run(out, (stage.log, *stage.outputs, *stage.records, f"{TENSORBOARD}/*"))
         if open_run(out, stage.record, stage.identity, what=stage.what, outputs=stage.outputs, ignore=stage.ignore):
             result = stage.stored()
             reporter.message(f"{out} is already complete ({stage.epochs} epochs); nothing to do")
@@ -154,6 +160,7 @@ def run_stage(stage: Stage[R], *, reporter: Reporter | None = None, restart: boo
         rows, elapsed, start = _resume(stage, reporter)
         stage.ready(start)
         start_run(out, stage.spec, stage.record, stage.spec_name)  # the run has really started
+        track = tracker(stage.tensorboard, out)
         try:
             for epoch in range(start, stage.epochs):
                 if stop_after is not None and epoch >= stop_after:
@@ -171,8 +178,10 @@ def run_stage(stage: Stage[R], *, reporter: Reporter | None = None, restart: boo
                 rows.append(row)
                 stage.write_records(rows)  # records first: a checkpoint never runs ahead of them
                 _save(stage, rows, elapsed)
+                track.epoch(stage.kind, epoch + 1, stage.scalars(row))
                 reporter.end(stage.shown(row))
         finally:
+            track.close()
             reporter.close()
         return stage.finish(rows, elapsed, reporter)
 

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..engine.config import Settings
+from ..engine.config import StageSettings
 from ..options import Precision
 
 
@@ -22,11 +22,10 @@ CRITIC_WEIGHT_DECAY = 3e-4
 NOISE_DROPOUT = 0.0
 
 
-class PruneConfig(Settings):
+class PruneConfig(StageSettings):
     """Everything that decides a GAL pruning run besides the network, its weights and the data."""
 
     SOURCE: ClassVar[str] = "pruning settings"
-    RUNTIME: ClassVar[frozenset[str]] = frozenset({"device", "threads"})
 
     # Schedule and data (the paper: batch 100, lr 0.01).
     epochs: int = Field(10, ge=1, description="Pruning epochs over the training split.")
@@ -96,7 +95,7 @@ class PruneConfig(Settings):
     @model_validator(mode="after")
     def _one_budget(self) -> "PruneConfig":
         if self.keep_params is not None and self.keep_nodes is not None:
-            raise ValueError("give at most one of keep_params and keep_nodes")
+            raise ValueError("give at most one of keep_params and keep_nodes, not both")
         return self
 
     @property
@@ -115,7 +114,7 @@ class PruneConfig(Settings):
 
     def record(self) -> dict[str, Any]:
         """The hyperparameters that decide the pruned spec (for ``pruning.params``)."""
-        skip = {"device", "threads", "eval_batch_size"}
+        skip = {"device", "threads", "eval_batch_size", "tensorboard"}
         return {k: v for k, v in self.model_dump().items() if k not in skip}
 
 

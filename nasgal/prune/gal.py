@@ -23,6 +23,7 @@ from ..engine.optim import sgd
 from ..engine.rundir import environment, read_json_object, use_device, write_json
 from ..runfiles import ENV, PRUNE_LOG, PRUNED, RESULTS
 from ..engine.step import evaluate
+from ..engine.tracking import numbers
 from ..engine.weights import fitted_model, weights_fingerprint
 from ..progress import Reporter
 from ..spec import Network, Pruning, count_params, load, save, spec_hash
@@ -100,6 +101,7 @@ class PruneStage(Stage[tuple[Network, dict[str, Any]]]):
         self.network, self.teacher_state, self.dataset, self.cfg, self.out = network, teacher_state, dataset, cfg, out
         self.data_dir, self.download, self.data = data_dir, download, data
         self.epochs, self.spec, self.epoch_seed, self.ignore = cfg.epochs, network, cfg.seed, cfg.RUNTIME
+        self.tensorboard = cfg.tensorboard
         self.record = {"dataset": dataset, "network": network.name, "network_hash": spec_hash(network),
                        "weights": weights_fingerprint(teacher_state), "config": cfg.model_dump()}
         self.identity = {"network_hash": "network", "dataset": "dataset", "weights": "teacher weights"}
@@ -183,6 +185,13 @@ class PruneStage(Stage[tuple[Network, dict[str, Any]]]):
 
     def shown(self, row: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in row.items() if k != "masks"}
+
+    def scalars(self, row: dict[str, Any]) -> dict[str, float]:
+        """The row's figures and every node's mask (``masks/pos{p}/node{n}``) over the epochs."""
+        out = numbers(self.shown(row))
+        for p, m in row["masks"].items():
+            out.update({f"masks/pos{p}/node{n}": float(v) for n, v in m.items()})
+        return out
 
     def finish(self, rows: list[dict[str, Any]], elapsed: float, reporter: Reporter) -> tuple[Network, dict[str, Any]]:
         cfg, network, device, out, gates = self.cfg, self.network, self.device, self.out, self.gates

@@ -6,16 +6,16 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..engine.config import Settings
+from ..engine.config import StageSettings
 from ..engine.schedule import cosine_lr
 from ..options import Capture, Precision
 
 
-class SearchConfig(Settings):
+class SearchConfig(StageSettings):
     """Hyperparameters of a search; the defaults are DARTS's (Liu et al. 2019)."""
 
     SOURCE: ClassVar[str] = "search settings"
-    RUNTIME: ClassVar[frozenset[str]] = frozenset({"device", "capture", "recompute", "extra"})
+    RUNTIME: ClassVar[frozenset[str]] = frozenset({"device", "capture", "recompute", "extra", "tensorboard"})
 
     epochs: int = Field(50, ge=1, le=100_000, description="Search epochs.")
     order: Literal["first", "second"] = Field("first", description="First- or second-order α gradient.")

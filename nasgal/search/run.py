@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from ..engine.loop import Interrupted, Stage, run_stage
 from ..engine.optim import set_lr
 from ..engine.precision import autocast
+from ..engine.tracking import numbers
 from ..engine.rundir import environment, use_device, write_json, write_jsonl
 from ..runfiles import ALPHA_HISTORY, ENV, GENOTYPE, GENOTYPES, RESULTS, SPACE
 from ..errors import NasgalError
@@ -61,6 +62,7 @@ class SearchStage(Stage[Genotype]):
     def __init__(self, space: SearchSpace, dataset, config: SearchConfig, out: Path) -> None:
         self.space, self.dataset, self.config, self.out = space, dataset, config, out
         self.epochs, self.spec, self.ignore = config.epochs, space, config.RUNTIME
+        self.tensorboard = config.tensorboard
         space_json = space.model_dump_json(by_alias=True)
         self.record = {"dataset": config.dataset, "space": space.name,
                        "space_hash": hashlib.sha256(space_json.encode()).hexdigest()[:16],
@@ -244,6 +246,16 @@ class SearchStage(Stage[Genotype]):
 
     def shown(self, row: dict[str, Any]) -> dict[str, Any]:
         return {**row, "genotype": summary(self.last_genotype)}
+
+    def scalars(self, row: dict[str, Any]) -> dict[str, float]:
+        """The row's figures and softmax(α) of every edge and op (``alpha_normal/0->2/sep_conv_3x3``)."""
+        out = numbers(row)
+        edges = [f"{src}->{dst}" for src, dst in self.space.edges()]
+        for key in ("normal", "reduce"):
+            w = torch.softmax(getattr(self.arch, f"alpha_{key}").detach().float().cpu(), -1).tolist()
+            for edge, weights in zip(edges, w):
+                out.update({f"alpha_{key}/{edge}/{op}": v for op, v in zip(self.space.ops, weights)})
+        return out
 
     def finish(self, rows: list[dict[str, Any]], elapsed: float, reporter: Reporter) -> Genotype:
         g = self.genotype()

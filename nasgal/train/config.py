@@ -10,12 +10,12 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from ..engine.config import Settings
+from ..engine.config import StageSettings
 from ..errors import NasgalError
 from ..options import Capture, Precision
 
 
-class TrainConfig(Settings):
+class TrainConfig(StageSettings):
     """Everything that decides a training run besides the network and the data files."""
 
     SOURCE: ClassVar[str] = "training settings"

@@ -93,6 +93,7 @@ class TrainStage(Stage[dict[str, Any]]):
         self.network, self.dataset, self.cfg, self.out = network, dataset, cfg, out
         self.data_dir, self.init_state, self.download, self.data = data_dir, init_state, download, data
         self.epochs, self.spec, self.epoch_seed, self.ignore = cfg.epochs, network, cfg.seed, cfg.RUNTIME
+        self.tensorboard = cfg.tensorboard
         self.record = {"dataset": dataset, "network": network.name, "network_hash": spec_hash(network),
                        "config": cfg.model_dump()}
         self.identity = {"network_hash": "network", "dataset": "dataset"}
