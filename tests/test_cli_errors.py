@@ -208,3 +208,12 @@ def test_search_values_are_checked_before_any_data_is_read(tmp_path, capsys):
     assert main(["search", "-d", "no_such_dataset", "-o", str(tmp_path / "s"), "--partial-channels", "0"]) == 1
     err = capsys.readouterr().err
     assert "invalid search settings" in err and "partial_channels (--partial-channels)" in err
+
+
+def test_shell_completion_completes_commands():
+    """Completion is on (`nasgal --install-completion`): the shell asks with an environment variable."""
+    env = {**os.environ, "_NASGAL_COMPLETE": "complete_bash", "COMP_WORDS": "nasgal tr", "COMP_CWORD": "1"}
+    res = subprocess.run([str(entry_point())], text=True, capture_output=True, timeout=120, env=env)
+    assert res.returncode == 0 and res.stdout.split() == ["train"], res.stderr
+    shown = run_cli(["--show-completion", "bash"])
+    assert shown.returncode == 0 and "_nasgal_completion" in shown.stdout

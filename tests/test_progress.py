@@ -37,3 +37,17 @@ def test_plain_reporter_estimates_the_epoch_time_once(monkeypatch):
     lines = buf.getvalue().splitlines()
     assert len(lines) == 1 and lines[0].startswith("search epoch 1/50: 1/400 steps in ")
     assert "per epoch" in lines[0]
+
+
+def test_tables_are_ascii_when_piped_and_boxed_on_a_terminal():
+    from nasgal.cli.output import table
+
+    for terminal, expect in ((False, "+--"), (True, "┏")):
+        buf = io.StringIO()
+        console = Console(file=buf, width=60, force_terminal=terminal)
+        t = table(console, title="results")
+        t.add_column("key")
+        t.add_row("test_accuracy")
+        console.print(t)
+        assert expect in buf.getvalue()
+        assert terminal or not any(ord(c) > 127 for c in buf.getvalue())

@@ -65,11 +65,11 @@ def print_latency(res, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps(res.as_dict(), indent=2) + "\n")
         return
-    from rich.console import Console
-    from rich.table import Table
+    from .output import stdout_console, table as make_table
 
     names = [n["name"] for n in res.networks]
-    table = Table(title=f"inference latency, {res.device}: {res.machine}")
+    console = stdout_console()
+    table = make_table(console, title=f"inference latency, {res.device}: {res.machine}")
     table.add_column("runtime")
     table.add_column("batch", justify="right")
     for name in names:
@@ -86,7 +86,6 @@ def print_latency(res, as_json: bool) -> None:
             q = next((r["ratio"] for r in res.ratios if (r["runtime"], r["batch"], r["network"]) == (rt, b, name)), None)
             cells.append("–" if q is None else f"{q:.2f}x")
         table.add_row(rt, str(b), *cells)
-    console = Console()
     console.print(table)
     base = res.networks[0]
     for n in res.networks[1:]:

@@ -38,7 +38,7 @@ app = typer.Typer(
     help="Neural architectures as plain data: stack, compile, search, train, prune, render, diff.",
     context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 

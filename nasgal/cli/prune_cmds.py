@@ -19,11 +19,11 @@ def print_prune_results(results: dict, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps(results, indent=2) + "\n")
         return
-    from rich.console import Console
-    from rich.table import Table
+    from .output import stdout_console, table as make_table
 
+    console = stdout_console()
     reductions = set(results.get("reductions", []))
-    table = Table(title=f"{results.get('network')} pruned on {results.get('dataset')}")
+    table = make_table(console, title=f"{results.get('network')} pruned on {results.get('dataset')}")
     table.add_column("Cell", justify="right")
     table.add_column("Type")
     table.add_column("Kept nodes")
@@ -33,7 +33,6 @@ def print_prune_results(results: dict, as_json: bool) -> None:
         shown = " ".join(f"{n}:{v:.2f}" for n, v in masks.items())
         table.add_row(str(p + 1), "reduction" if p in reductions else "normal",
                       ", ".join(str(n) for n in kept) if kept else "(dead)", shown)
-    console = Console()
     console.print(table)
     before, after = results["params_before"], results["params_after"]
     console.print(f"parameters: {before:,} -> {after:,} ({after / before:.1%}); "

@@ -34,10 +34,10 @@ def print_results(results: dict, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps(results, indent=2) + "\n")
         return
-    from rich.console import Console
-    from rich.table import Table
+    from .output import stdout_console, table as make_table
 
-    table = Table(title=f"{results.get('network')} on {results.get('dataset')}", show_header=False)
+    console = stdout_console()
+    table = make_table(console, title=f"{results.get('network')} on {results.get('dataset')}", show_header=False)
     for key in ("test_accuracy", "best_val_accuracy", "final_train_accuracy", "params", "macs", "epochs",
                 "train_images", "wall_time_s", "images_per_s", "device"):
         v = results.get(key)
@@ -48,7 +48,7 @@ def print_results(results: dict, as_json: bool) -> None:
         elif isinstance(v, int):
             v = f"{v:,}"
         table.add_row(key, str(v))
-    Console().print(table)
+    console.print(table)
 
 
 def _t(name: str, *flags: str) -> Any:
