@@ -143,12 +143,16 @@ def panel_of(metric: str) -> str:
     return metric
 
 
+#: Beside accuracy and loss, what a pruning run's curves show: how the masks shrink.
+PRUNE_METRICS = ("mask_l1", "nodes_alive")
+
+
 def default_metrics(runs: list[Run]) -> list[str]:
-    """Accuracy and loss metrics present in any run."""
+    """Accuracy and loss metrics present in any run (and a pruning run's mask figures)."""
     keys: dict[str, None] = {}
     for r in runs:
         for k in r.metrics():
-            if panel_of(k) in ("accuracy", "loss"):
+            if panel_of(k) in ("accuracy", "loss") or k in PRUNE_METRICS:
                 keys.setdefault(k)
     return list(keys)
 
@@ -193,6 +197,7 @@ def plot_runs(
         raise NasgalError("plot needs matplotlib", hint="pip install matplotlib") from None
     matplotlib.use("Agg", force=True)
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     n = len(panels)
     fig = Figure(figsize=(5.2 * n, 4.0), layout="constrained")
@@ -215,6 +220,7 @@ def plot_runs(
                     ax.plot([last], [final_test], "*", color=color, markersize=10,
                             label=f"{run.name}: test (final)" if multi else "test (final)")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.set_ylabel(panel)
         ax.set_title(panel.capitalize())
         ax.grid(True, alpha=0.3)

@@ -122,3 +122,20 @@ def test_cli_plot(two_runs, tmp_path, capsys):
     assert main(["plot", str(tmp_path / "nothing"), "-o", str(out)]) == 1
     err = capsys.readouterr().err
     assert "Error:" in err and "no such run directory" in err and "Traceback" not in err
+
+
+def test_a_pruning_run_plots_its_losses_and_masks_with_whole_epoch_ticks(tmp_path):
+    """`nasgal plot` on a `nasgal prune` run directory (prune_log.jsonl); two epochs give the
+    ticks 1 and 2, never 1.2 or 1.5."""
+    run = tmp_path / "gal"
+    run.mkdir()
+    rows = [{"epoch": e, "critic_loss": -0.1 * e, "data_loss": 0.01 / e, "teacher_agree": 0.9, "mask_l1": 9.0 - e,
+             "nodes_alive": 12 - e, "masks": {"0": {"1": 0.5}}} for e in (1, 2)]
+    (run / "prune_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    runs = load_runs([run])
+    assert default_metrics(runs) == ["critic_loss", "data_loss", "mask_l1", "nodes_alive"]
+    out = plot_runs(runs, tmp_path / "gal.svg")
+    root = ET.fromstring(out.read_bytes())
+    texts = ["".join(t.itertext()).strip() for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert "mask_l1" in " ".join(texts) and "nodes_alive" in " ".join(texts)
+    assert not {"1.2", "1.4", "1.5", "1.6", "1.8"} & set(texts)

@@ -336,3 +336,19 @@ def test_render_and_diff_do_not_import_torch():
         "assert 'matplotlib' not in sys.modules, 'matplotlib imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_node_kept_at_mask_zero_is_marked_not_drawn_as_pruned():
+    """Budgets and the connectivity guard may keep a node whose mask is 0: it is drawn live, with
+    a double border and "kept", while a pruned node at mask 0 stays faded."""
+    net = paper_net().with_kept_nodes(
+        [[0, 1], [0, 1], [3], [0, 1, 2], [1]],
+        mask=[{0: 0.0, 1: 0.7, 2: 0.0, 3: 0.2}, None, None, None, None],
+    )
+    src = render_position(net, 0).source
+    kept_line = next(line for line in src.splitlines() if line.strip().startswith("0 [label"))
+    pruned_line = next(line for line in src.splitlines() if line.strip().startswith("2 [label"))
+    assert "kept" in kept_line and "peripheries=2" in kept_line and "lightblue" in kept_line
+    assert "pruned" in pruned_line and "dashed" in pruned_line and "peripheries" not in pruned_line
+    strong = next(line for line in src.splitlines() if line.strip().startswith("1 [label"))
+    assert "kept" not in strong and "peripheries" not in strong

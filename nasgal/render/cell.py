@@ -87,11 +87,15 @@ def render_cell(
     hide_pruned: bool = False,
     title: str | None = None,
     name: str = "cell",
+    threshold: float = 0.0,
 ) -> graphviz.Digraph:
     """The figure of one cell, optionally under a kept-node mask.
 
     ``kept`` is the set of kept intermediate nodes (``None``: all), ``mask`` the learned
-    mask value per node (shown under the node number), ``live_inputs`` whether
+    mask value per node (shown under the node number). A live node whose mask is at or below
+    ``threshold`` (one a budget or the connectivity guard kept although its mask says remove)
+    is marked "kept" and drawn with a double border, so it does not read as a pruned one.
+    ``live_inputs`` whether
     ``c_{k-2}`` and ``c_{k-1}`` carry a signal (an input from a dead cell does not).
     ``title`` is an HTML-like graphviz label fragment (plain text is fine). Pure: the
     result depends only on the arguments, so its DOT source is deterministic.
@@ -115,16 +119,19 @@ def render_cell(
     for n in topological_order(cell):
         state = states[n]
         extra = []
+        kept_below = state == "live" and mask is not None and n in mask and mask[n] <= threshold
         if mask is not None and n in mask:
             extra.append(f"m={format_mask(mask[n])}")
         if state != "live":
             extra.append(state)
+        elif kept_below:
+            extra.append("kept")
         label = str(n)
         if extra:
             small = escape(", ".join(extra))
             label = f'<{n}<br/><font point-size="12">{small}</font>>'
         if state == "live":
-            g.node(str(n), label, fillcolor=style.NODE_FILL)
+            g.node(str(n), label, fillcolor=style.NODE_FILL, **({"peripheries": "2"} if kept_below else {}))
         elif not hide_pruned:
             _faded_node(g, str(n), label)
 

@@ -74,6 +74,7 @@ def render_position(
         hide_pruned=hide_pruned,
         title=position_title(net, position, plan),
         name=f"pos{position}",
+        threshold=(net.pruning.threshold or 0.0) if net.pruning is not None else 0.0,
     )
 
 
@@ -115,7 +116,8 @@ def render_network(
         else:
             lines.append(f"{cp.out_channels} ch out")
             if len(cp.live) < len(cell.nodes):
-                lines.append(f"live {','.join(map(str, cp.live))} of {len(cell.nodes)} nodes")
+                which = ", ".join(map(str, cp.live))
+                lines.append(f"live node{'s' if len(cp.live) > 1 else ''} {which} ({len(cp.live)} of {len(cell.nodes)})")
             lines.append(f"{_count(pc.params)} params")
         label = "<" + "<br/>".join(lines) + ">"
         if cp.dead:
