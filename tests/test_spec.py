@@ -308,3 +308,27 @@ def test_spec_imports_no_torch():
         "sys.exit('torch' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_spec_imports_nothing_above_it():
+    """The spec layer is data: importing it (and using every file kind) loads no other nasgal package."""
+    code = (
+        "import sys, json, nasgal.spec, nasgal.spec.darts_text, nasgal.spec.library, nasgal.spec.schemas;"
+        "nasgal.spec.schemas.generate_schemas();"
+        "nasgal.spec.parse_spec({'kind': 'search_space', 'name': 'x', 'ops': ['none', 'skip_connect']});"
+        "bad = sorted(m for m in sys.modules if m.startswith('nasgal.') and m.split('.')[1] not in ('spec', 'errors'));"
+        "print(json.dumps(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == []
+
+
+def test_spec_file_kinds_are_one_union():
+    from nasgal.spec import KINDS, SearchSpace, parse_spec
+    from nasgal.spec.schemas import registered_kinds
+
+    assert dict(KINDS) == {"genotype": Genotype, "network": Network, "search_space": SearchSpace}
+    assert list(registered_kinds()) == sorted(KINDS)
+    with pytest.raises(SpecError) as e:
+        parse_spec({"kind": ["x"]})  # not a tag at all
+    assert e.value.problems[0][0] == "kind" and "expected one of genotype, network, search_space" in e.value.problems[0][1]

@@ -15,7 +15,7 @@ from ..errors import NasgalError
 from ..spec.cell import INPUTS, Cell
 from ..spec.genotype import Genotype, Provenance
 from ..spec.io import validate_spec
-from .space import SearchSpace
+from ..spec.space import SearchSpace
 
 Matrix = Sequence[Sequence[float]]
 

@@ -44,7 +44,7 @@ from torch.utils.checkpoint import checkpoint
 from ..compiler.ops import build_op
 from ..errors import NasgalError
 from .bn import KeepOutputBatchNorm2d
-from .space import SearchSpace
+from ..spec.space import SearchSpace
 
 Arch = Mapping[str, torch.Tensor]
 

@@ -38,6 +38,11 @@ class ImageNetStem(SpecModel):
     kind: Literal["imagenet"] = Field("imagenet", description="Stem kind tag: the DARTS ImageNet stem.")
 
 
+def default_reductions(cells: int) -> list[int]:
+    """DARTS's rule: reduction cells at positions L//3 and 2L//3 (0-indexed)."""
+    return sorted({cells // 3, 2 * cells // 3}) if cells >= 3 else []
+
+
 Stem = Annotated[Union[CifarStem, Stride2Stem, ImageNetStem], Field(discriminator="kind")]
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..errors import NasgalError
-from ..spec.io import _umask, atomic_write_text, save
+from ..spec.io import atomic_write_text, current_umask as _umask, save
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
