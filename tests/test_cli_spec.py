@@ -241,21 +241,21 @@ def _cell_edit(fn):
 
 BAD_GENOTYPES = {
     "cycle": (_cell_edit(lambda c: c["edges"].append({"src": 3, "dst": 0, "op": "skip_connect"})),
-              "cells.normal: edges form a cycle: 0 -> 3 -> 0"),
+              "cells.normal.edges: the edges form a cycle: 0 -> 3 -> 0"),
     "missing-source": (_cell_edit(lambda c: c["edges"][7].update(src=9)),
-                       "cells.normal: edges[7] (9 -> 3 (dil_conv_3x3)): source 9 is not a node of this cell; "
+                       "cells.normal.edges[7]: 9 -> 3 (dil_conv_3x3): source 9 is not a node of this cell; "
                        "sources are c_{k-2}, c_{k-1} and nodes 0, 1, 2, 3"),
     "missing-target": (_cell_edit(lambda c: c["edges"][0].update(dst=6)),
-                       "cells.normal: edges[0] (c_{k-2} -> 6 (sep_conv_3x3)): target 6 is not a node of this cell; "
+                       "cells.normal.edges[0]: c_{k-2} -> 6 (sep_conv_3x3): target 6 is not a node of this cell; "
                        "nodes are 0, 1, 2, 3"),
     "unknown-op": (_cell_edit(lambda c: c["edges"][7].update(op="conv_9x9")),
-                   "cells.normal: edges[7] (0 -> 3 (conv_9x9)): unknown op 'conv_9x9'; known ops: none, "
+                   "cells.normal.edges[7]: 0 -> 3 (conv_9x9): unknown op 'conv_9x9'; known ops: none, "
                    "max_pool_3x3, avg_pool_3x3, skip_connect, sep_conv_3x3, sep_conv_5x5, dil_conv_3x3, "
                    "dil_conv_5x5, sep_conv_7x7, conv_7x1_1x7"),
     "node-without-input": (_cell_edit(lambda c: c.update(nodes=[0, 1, 2, 3, 4])),
-                           "cells.normal: node 4 has no input edge; every intermediate node needs at least one"),
+                           "cells.normal.nodes[4]: node 4 has no input edge; every intermediate node needs at least one"),
     "concat-missing-node": (_cell_edit(lambda c: c.update(concat=[0, 1, 2, 5])),
-                            "cells.normal: concat[3]: 5 is not a node of this cell; nodes are 0, 1, 2, 3"),
+                            "cells.normal.concat[3]: 5 is not a node of this cell; nodes are 0, 1, 2, 3"),
     "wrong-type": (_cell_edit(lambda c: c["edges"][1].update(dst="1")),
                    "cells.normal.edges[1].dst: Input should be a valid integer (got '1')"),
     "unknown-field": (lambda d: d.update(nmae="x"), "nmae: unknown field (not part of the spec; check the spelling)"),
@@ -275,6 +275,20 @@ def test_validate_bad_genotype(nasgal, tmp_path, case):
     assert r.code == 1 and r.out == ""
     assert r.err.splitlines()[0] == f"Error: {path} is not a valid spec:"
     assert any(line.startswith(f"  {message}") for line in r.err.splitlines()), r.err
+
+
+def test_validate_three_cell_problems_are_three_lines(nasgal, tmp_path):
+    from test_spec import THREE_PROBLEMS, _three_problem_genotype
+
+    path = write_json(tmp_path / "three.json", _three_problem_genotype())
+    r = nasgal("validate", path)
+    assert r.code == 1 and r.out == ""
+    lines = r.err.splitlines()
+    assert lines[0] == f"Error: {path} is not a valid spec:"
+    problem_lines = [line for line in lines[1:] if line.startswith("  ")]
+    assert len(problem_lines) == 3, r.err
+    for line, (loc, msg) in zip(problem_lines, THREE_PROBLEMS):
+        assert line.startswith(f"  {loc}: {msg}"), line
 
 
 def _network_data(nasgal, tmp_path) -> dict:

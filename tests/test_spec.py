@@ -253,6 +253,38 @@ def test_network_extra_field_rejected():
     assert ("positions[2].keep", "unknown field (not part of the spec; check the spelling)") in exc.value.problems
 
 
+
+def _three_problem_genotype() -> dict:
+    """darts_v2 with three distinct problems in its normal cell."""
+    data = json.loads((GENOTYPES / "darts_v2.json").read_text())
+    normal = data["cells"]["normal"]
+    normal["edges"][7]["op"] = "conv_9x9"  # unknown op
+    normal["edges"][0]["dst"] = 6  # target not a node (and leaves no node unfed: node 0 has edges[1])
+    normal["concat"] = [0, 1, 2, 5]  # concat names a missing node
+    return data
+
+
+THREE_PROBLEMS = [
+    ("cells.normal.edges[0]", "c_{k-2} -> 6 (sep_conv_3x3): target 6 is not a node of this cell; nodes are 0, 1, 2, 3"),
+    ("cells.normal.edges[7]", "0 -> 3 (conv_9x9): unknown op 'conv_9x9'; known ops: "),
+    ("cells.normal.concat[3]", "5 is not a node of this cell; nodes are 0, 1, 2, 3"),
+]
+
+
+def test_three_cell_problems_are_three_entries():
+    with pytest.raises(SpecError) as exc:
+        validate_spec(Genotype, _three_problem_genotype())
+    problems = exc.value.problems
+    assert len(problems) == 3, problems
+    for (loc, msg), (want_loc, want_msg) in zip(problems, THREE_PROBLEMS):
+        assert loc == want_loc and msg.startswith(want_msg), (loc, msg)
+    assert [p.location for p in problems] == [loc for loc, _ in THREE_PROBLEMS]
+    # the cell's own list, located inside the cell
+    with pytest.raises(SpecError) as exc:
+        validate_spec(Cell, _three_problem_genotype()["cells"]["normal"])
+    assert [p.location for p in exc.value.problems] == ["edges[0]", "edges[7]", "concat[3]"]
+
+
 # -- JSON Schemas ----------------------------------------------------------------------------
 
 

@@ -395,16 +395,17 @@ def _from_call(call: ast.Call, name: str, provenance: dict, source: str | None) 
             edges=[Edge.model_construct(**e) for e in data["edges"]],
             concat=data["concat"],
         )
-        for msg in cell.problems():
-            m = re.match(r"edges\[(\d+)\] \([^)]*\)*: ", msg)
+        for loc, msg in cell.problems():
+            m = re.fullmatch(r"edges\[(\d+)\]", loc)
             if m:
                 k = int(m.group(1))
                 op, idx, at = values[field][k] + (nodes[field][k],)
-                problems.append((_where(at), f"{field}[{k}] ({op!r}, {idx}): {msg[m.end():]}"))
-            elif msg.startswith("concat"):
+                msg = msg.removeprefix(cell.edges[k].describe() + ": ")
+                problems.append((_where(at), f"{field}[{k}] ({op!r}, {idx}): {msg}"))
+            elif loc.startswith("concat"):
                 at = c.args[field + "_concat"]
-                problems.append((_where(at), f"{field}_{msg} (node j is state 2+j)"))
-            else:
+                problems.append((_where(at), f"{field}_{loc}: {msg} (node j is state 2+j)"))
+            else:  # the DARTS text has no node list: say which cell
                 problems.append((_where(c.args[field]), f"{field}: {msg}"))
     if problems:
         raise SpecError(problems, source=source)

@@ -12,7 +12,8 @@ from typing import Annotated, Any, Mapping, TypeVar, Union, get_args
 
 from pydantic import BaseModel, Field, ValidationError
 
-from ..errors import NasgalError, SpecError
+from ..errors import NasgalError, Problem, SpecError, join_location
+from .base import SPEC_PROBLEMS
 from .genotype import Genotype
 from .network import Network
 from .space import SearchSpace
@@ -46,29 +47,36 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def problems_of(err: ValidationError) -> list[tuple[str, str]]:
-    """``(location, message)`` pairs of a pydantic error, one per problem, union branches merged."""
+def problems_of(err: ValidationError) -> list[Problem]:
+    """One :class:`~nasgal.errors.Problem` per problem of a pydantic error, union branches merged.
+
+    A model's own problems (cells, networks, search spaces) arrive as one pydantic entry that
+    carries them all; each becomes its own problem, at its place inside that model.
+    """
     merged: dict[str, list[str]] = {}
     for e in err.errors(include_url=False):
         loc = _loc(e["loc"])
-        if e["type"] in ("invalid_cell", "invalid_network"):
-            msgs = e["ctx"]["problems"].split("\n")
-        else:
-            msg = e["msg"]
-            if e["type"] == "extra_forbidden":
-                msg = "unknown field (not part of the spec; check the spelling)"
-            elif e["type"] not in ("missing",) and not isinstance(e.get("input"), (dict, list)):
-                msg = f"{msg} (got {_short(e.get('input'))})"
-            msgs = [msg]
+        if e["type"] == SPEC_PROBLEMS:
+            for inner, msg in e["ctx"]["problems"]:
+                bucket = merged.setdefault(join_location(loc, inner), [])
+                if msg not in bucket:
+                    bucket.append(msg)
+            continue
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field (not part of the spec; check the spelling)"
+        elif e["type"] not in ("missing",) and not isinstance(e.get("input"), (dict, list)):
+            msg = f"{msg} (got {_short(e.get('input'))})"
         bucket = merged.setdefault(loc, [])
-        bucket.extend(m for m in msgs if m not in bucket)
-    out: list[tuple[str, str]] = []
+        if msg not in bucket:
+            bucket.append(msg)
+    out: list[Problem] = []
     for loc, msgs in merged.items():
         inline = [m for m in msgs if m.startswith("Input should")]
         rest = [m for m in msgs if not m.startswith("Input should")]
         if inline:
-            out.append((loc, " or ".join(inline)))
-        out.extend((loc, m) for m in rest)
+            out.append(Problem(loc, " or ".join(inline)))
+        out.extend(Problem(loc, m) for m in rest)
     return out
 
 

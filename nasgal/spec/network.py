@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, NonNegativeFloat, PositiveInt, StrictInt, model_validator
-from pydantic_core import PydanticCustomError
-
-from .base import SpecModel
+from ..errors import Problem
+from .base import SpecModel, raise_problems
 from .cell import Cell, fmt_ids
 from .genotype import FORMAT_VERSION, Provenance
 
@@ -107,48 +106,45 @@ class Network(SpecModel):
 
     @model_validator(mode="after")
     def _positions_are_consistent(self) -> "Network":
-        problems = self.problems()
-        if problems:
-            raise PydanticCustomError("invalid_network", "{problems}", {"problems": "; ".join(problems)})
+        raise_problems(self.problems())
         return self
 
-    def problems(self) -> list[str]:
-        out: list[str] = []
+    def problems(self) -> list[Problem]:
+        """Every problem of the stack (positions, masks, connectivity), each at its place."""
+        out: list[Problem] = []
         if not self.positions:
-            out.append("positions: a network needs at least one cell position")
+            out.append(Problem("positions", "a network needs at least one cell position"))
         if self.drop_path >= 1:
-            out.append(f"drop_path: {self.drop_path} must be below 1")
+            out.append(Problem("drop_path", f"{self.drop_path} must be below 1"))
         for p, pos in enumerate(self.positions):
             cell = self.cells.get(pos.cell)
             if cell is None:
-                out.append(
-                    f"positions[{p}].cell: '{pos.cell}' is not a cell of this network; "
-                    f"cells are {', '.join(sorted(self.cells)) or '(none)'}"
-                )
+                out.append(Problem(
+                    f"positions[{p}].cell",
+                    f"'{pos.cell}' is not a cell of this network; cells are {', '.join(sorted(self.cells)) or '(none)'}",
+                ))
                 continue
             nodes = set(cell.nodes)
             if pos.kept is not None:
                 bad = [n for n in pos.kept if n not in nodes]
                 if bad:
-                    out.append(
-                        f"positions[{p}].kept: {fmt_ids(bad)} not node(s) of cell '{pos.cell}'; "
-                        f"nodes are {fmt_ids(cell.nodes)}"
-                    )
+                    out.append(Problem(
+                        f"positions[{p}].kept",
+                        f"{fmt_ids(bad)} not node(s) of cell '{pos.cell}'; nodes are {fmt_ids(cell.nodes)}",
+                    ))
                 dup = sorted({n for n in pos.kept if pos.kept.count(n) > 1})
                 if dup:
-                    out.append(f"positions[{p}].kept: node(s) {fmt_ids(dup)} listed more than once")
+                    out.append(Problem(f"positions[{p}].kept", f"node(s) {fmt_ids(dup)} listed more than once"))
             if pos.mask is not None:
                 bad = [n for n in pos.mask if n not in nodes]
                 if bad:
-                    out.append(
-                        f"positions[{p}].mask: {fmt_ids(bad)} not node(s) of cell '{pos.cell}'; "
-                        f"nodes are {fmt_ids(cell.nodes)}"
-                    )
+                    out.append(Problem(
+                        f"positions[{p}].mask",
+                        f"{fmt_ids(bad)} not node(s) of cell '{pos.cell}'; nodes are {fmt_ids(cell.nodes)}",
+                    ))
         n = len(self.positions)
         if self.auxiliary is not None and not 0 <= self.auxiliary.position < n:
-            out.append(
-                f"auxiliary.position: {self.auxiliary.position} is out of range; positions are 0..{n - 1}"
-            )
+            out.append(Problem("auxiliary.position", f"{self.auxiliary.position} is out of range; positions are 0..{n - 1}"))
         if out:
             return out
         from .plan import connectivity_problems

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from ..errors import Problem
 from .cell import INPUTS, NodeRef
 from .graph import live_nodes
 from .ops import out_size
@@ -146,20 +147,21 @@ def plan_network(net: "Network") -> NetworkPlan:
     return NetworkPlan(stem, tuple(cells), states_c[-1], aux)
 
 
-def connectivity_problems(net: "Network") -> list[str]:
+def connectivity_problems(net: "Network") -> list[Problem]:
     """Why the network cannot produce logits (empty when it can)."""
     plan = plan_network(net)
-    out: list[str] = []
+    out: list[Problem] = []
     last = plan.cells[-1]
     if last.dead:
         dead = [str(cp.position) for cp in plan.cells if cp.dead]
-        out.append(
+        out.append(Problem(
+            "",
             f"network is disconnected: position {last.position} ('{last.cell}') has no live node in its "
             f"output, so the classifier has no input (dead positions: {', '.join(dead)}); keep at least "
-            "one node whose inputs are live"
-        )
-    if plan.aux is not None and plan.aux[0] == 0:
-        out.append(
-            f"auxiliary.position: position {net.auxiliary.position} is dead, so the auxiliary head has no input"
-        )
+            "one node whose inputs are live",
+        ))
+    if plan.aux is not None and plan.aux[0] == 0 and net.auxiliary is not None:
+        out.append(Problem(
+            "auxiliary.position", f"position {net.auxiliary.position} is dead, so the auxiliary head has no input"
+        ))
     return out

@@ -9,9 +9,8 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field, PositiveInt, StrictInt, model_validator
-from pydantic_core import PydanticCustomError
-
-from .base import SpecModel
+from ..errors import Problem
+from .base import SpecModel, raise_problems
 from .cell import INPUTS
 from .genotype import FORMAT_VERSION
 from .network import default_reductions
@@ -48,31 +47,30 @@ class SearchSpace(SpecModel):
 
     @model_validator(mode="after")
     def _ops_and_positions_are_valid(self) -> "SearchSpace":
-        problems = self.problems()
-        if problems:
-            raise PydanticCustomError("invalid_network", "{problems}", {"problems": "\n".join(problems)})
+        raise_problems(self.problems())
         return self
 
-    def problems(self) -> list[str]:
-        out: list[str] = []
+    def problems(self) -> list[Problem]:
+        out: list[Problem] = []
         for i, op in enumerate(self.ops):
             if op not in KNOWN_OPS:
-                out.append(f"ops[{i}]: unknown op '{op}'; known ops: {', '.join(KNOWN_OPS)}")
+                out.append(Problem(f"ops[{i}]", f"unknown op '{op}'; known ops: {', '.join(KNOWN_OPS)}"))
         dup = sorted({op for op in self.ops if self.ops.count(op) > 1})
         if dup:
-            out.append(f"ops: {', '.join(dup)} listed more than once")
+            out.append(Problem("ops", f"{', '.join(dup)} listed more than once"))
         if not [op for op in self.ops if op != "none"]:
-            out.append("ops: a search space needs at least one op other than 'none'")
+            out.append(Problem("ops", "a search space needs at least one op other than 'none'"))
         if self.reductions is not None:
             bad = [r for r in self.reductions if not 0 <= r < self.cells]
             if bad:
-                out.append(
-                    f"reductions: position(s) {', '.join(map(str, bad))} out of range for {self.cells} cells; "
-                    f"positions are 0..{self.cells - 1} (0-indexed)"
-                )
+                out.append(Problem(
+                    "reductions",
+                    f"position(s) {', '.join(map(str, bad))} out of range for {self.cells} cells; "
+                    f"positions are 0..{self.cells - 1} (0-indexed)",
+                ))
             dupr = sorted({r for r in self.reductions if self.reductions.count(r) > 1})
             if dupr:
-                out.append(f"reductions: position(s) {', '.join(map(str, dupr))} listed more than once")
+                out.append(Problem("reductions", f"position(s) {', '.join(map(str, dupr))} listed more than once"))
         return out
 
     # Derived views ----------------------------------------------------------------
