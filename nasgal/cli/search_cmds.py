@@ -45,12 +45,13 @@ def search_command(
     from ..search.run import search, search_config
     from ..search.space import load_space
     from ..spec.io import dumps
+    from ..spec.stem import SEARCH_STEM_KINDS
 
     from ..train.rundir import check_out_dir
 
     check_out_dir(out)  # before anything slow: a wrong --out fails at once
-    if stem is not None and stem not in ("cifar", "stride2"):
-        raise NasgalError(f"--stem must be 'cifar' or 'stride2', got {stem!r}")
+    if stem is not None and stem not in SEARCH_STEM_KINDS:
+        raise NasgalError(f"--stem must be {' or '.join(map(repr, SEARCH_STEM_KINDS))}, got {stem!r}")
     # Checked before any data is read, so a bad value fails at once.
     cfg = search_config(
         epochs=epochs, order=order, partial_channels=partial_channels, batch_size=batch_size, seed=seed,

@@ -24,7 +24,7 @@ from ..spec import Genotype, Network, load, network_cost, stack
 from ..spec.darts_text import parse_darts, read_darts_file, to_darts
 from ..spec.io import dumps
 from ..spec.library import library, resolve_spec_path
-from ..spec.stack import StemKind
+from ..spec.stem import STEM_KINDS, StemKind
 
 #: The DARTS CIFAR-10 evaluation network: what a bare genotype compiles to.
 DARTS_EVAL = {"cells": 20, "channels": 36, "classes": 10, "in_channels": 3, "input_size": "32"}
@@ -241,7 +241,7 @@ def with_stack_options(command: Callable[..., int]) -> Callable[..., int]:
     return wrapper
 
 
-STEMS = ("cifar", "stride2", "imagenet")
+STEMS = STEM_KINDS
 
 
 def _stack_from_options(genotype: Genotype, opts: dict[str, Any], defaults: dict[str, Any]) -> Network:

@@ -8,12 +8,15 @@ control flow: the structure is fixed when the module is built.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from torch import nn
 
 from ..spec.cell import INPUTS
 from ..spec.network import Network
 from ..spec.plan import CellPlan, NetworkPlan, StemPlan, plan_network
+from ..spec.stem import StemConv
 from .ops import FactorizedReduce, ReLUConvBN, build_op
 
 
@@ -27,30 +30,30 @@ def drop_path(x: torch.Tensor, p: torch.Tensor | float) -> torch.Tensor:
     return x * mask.to(x.dtype) / keep
 
 
-def _conv_bn(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
-    return [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(c_out)]
+def stem_modules(layers: Sequence[StemConv], relu_inplace: bool = True) -> nn.Sequential:
+    """A stem branch of :func:`nasgal.spec.stem.stem_layers` as modules: per conv
+    ``[ReLU,] Conv2d 3x3, BatchNorm2d``. A ReLU at the start of a branch never works in place
+    (its input is also a stem output)."""
+    mods: list[nn.Module] = []
+    for i, conv in enumerate(layers):
+        if conv.relu:
+            mods.append(nn.ReLU(inplace=relu_inplace and i > 0))
+        mods += [nn.Conv2d(conv.c_in, conv.c_out, 3, stride=conv.stride, padding=1, bias=False), nn.BatchNorm2d(conv.c_out)]
+    return nn.Sequential(*mods)
 
 
 class Stem(nn.Module):
-    """Turns images into the two inputs of the first cell."""
+    """Turns images into the two inputs of the first cell (layers from :mod:`nasgal.spec.stem`)."""
 
-    def __init__(self, plan: StemPlan, in_channels: int, c: int):
+    def __init__(self, plan: StemPlan):
         super().__init__()
         self.kind = plan.kind
-        if plan.kind == "cifar":
-            self.stem0 = nn.Sequential(*_conv_bn(in_channels, plan.c_out[1], 1))
-        elif plan.kind == "stride2":
-            m = plan.c_out[1]
-            self.stem0 = nn.Sequential(*_conv_bn(in_channels, m, 2), nn.ReLU(inplace=True), *_conv_bn(m, m, 1))
-        elif plan.kind == "imagenet":
-            self.stem0 = nn.Sequential(*_conv_bn(in_channels, c // 2, 2), nn.ReLU(inplace=True), *_conv_bn(c // 2, c, 2))
-            self.stem1 = nn.Sequential(nn.ReLU(inplace=False), *_conv_bn(c, c, 2))
-        else:  # pragma: no cover - the spec's union rules this out
-            raise ValueError(f"unknown stem kind {plan.kind!r}")
+        self.stem0 = stem_modules(plan.layers.first)
+        self.stem1 = stem_modules(plan.layers.second) if plan.layers.second else None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         s0 = self.stem0(x)
-        if self.kind == "imagenet":
+        if self.stem1 is not None:
             return s0, self.stem1(s0)
         return s0, s0
 
@@ -166,7 +169,7 @@ class CompiledNetwork(nn.Module):
         self.spec = spec
         plan: NetworkPlan = plan_network(spec)
         self.plan = plan
-        self.stem = Stem(plan.stem, spec.input.channels, spec.channels)
+        self.stem = Stem(plan.stem)
         self.cells = nn.ModuleDict()
         self._live_cells: list[int] = []
         for cp in plan.cells:

@@ -41,10 +41,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..compiler.network import stem_modules
 from ..compiler.ops import build_op
 from ..errors import NasgalError
-from .bn import KeepOutputBatchNorm2d
 from ..spec.space import SearchSpace
+from ..spec.stem import stem_layers
+from .bn import KeepOutputBatchNorm2d
 
 Arch = Mapping[str, torch.Tensor]
 
@@ -388,16 +390,7 @@ class Supernet(nn.Module):
         self.space, self.partial = space, partial
         c = space.channels
         cs = space.stem_multiplier * c
-        if space.stem == "cifar":
-            self.stem = nn.Sequential(nn.Conv2d(in_channels, cs, 3, padding=1, bias=False), nn.BatchNorm2d(cs))
-        else:  # halve the resolution first (large images)
-            self.stem = nn.Sequential(
-                nn.Conv2d(in_channels, cs, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(cs),
-                nn.ReLU(inplace=True),
-                nn.Conv2d(cs, cs, 3, padding=1, bias=False),
-                nn.BatchNorm2d(cs),
-            )
+        self.stem = stem_modules(stem_layers(space.stem, in_channels, c, space.stem_multiplier).first)
         reductions = set(space.reduction_positions())
         c_pp, c_p, c_cur = cs, cs, c
         reduction_prev = False

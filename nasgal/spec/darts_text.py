@@ -55,7 +55,8 @@ DEFAULT_NAME = "imported"
 
 
 def _where(node: ast.AST) -> str:
-    return f"line {node.lineno} column {node.col_offset + 1}"
+    """``line L column C`` of a node (1-based columns, as editors count)."""
+    return f"line {getattr(node, 'lineno', 0)} column {getattr(node, 'col_offset', 0) + 1}"
 
 
 def _fail(node: ast.AST | None, message: str, source: str | None) -> SpecError:
@@ -110,7 +111,7 @@ def _pairs(node: ast.AST, what: str, source: str | None) -> list[tuple[str, int,
     """A list of ``(op, input)`` pairs; each with its AST node for error locations."""
     if not isinstance(node, (ast.List, ast.Tuple)):
         raise _fail(node, f"{what}: expected a list of (op, input) pairs, got {ast.unparse(node)!r}", source)
-    out = []
+    out: list[tuple[str, int, ast.AST]] = []
     for i, elt in enumerate(node.elts):
         if not (isinstance(elt, (ast.Tuple, ast.List)) and len(elt.elts) == 2):
             raise _fail(elt, f"{what}[{i}]: expected an (op, input) pair, got {ast.unparse(elt)!r}", source)
@@ -192,7 +193,7 @@ def _find_calls(module: ast.Module) -> tuple[dict[str, ast.Call], list[ast.Call]
     aliases: dict[str, str] = {}
     anonymous: list[ast.Call] = []
     for stmt in module.body:
-        targets: list[ast.AST] = []
+        targets: list[ast.expr] = []
         value: ast.AST | None = None
         if isinstance(stmt, ast.Assign):
             targets, value = stmt.targets, stmt.value
@@ -237,9 +238,9 @@ def _select(text: str, name: str | None, source: str | None, strict: bool = True
         if name.lower() in lower:
             real = lower[name.lower()]
             return named[real], real
-        calls = {id(c): c for c in [*named.values(), *anonymous]}
-        if not strict and len(calls) == 1:
-            return next(iter(calls.values())), name
+        distinct_calls = {id(c): c for c in [*named.values(), *anonymous]}
+        if not strict and len(distinct_calls) == 1:
+            return next(iter(distinct_calls.values())), name
         raise SpecError(
             [("", f"no genotype named {name!r}; found {', '.join(named)}")],
             source=source,

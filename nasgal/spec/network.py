@@ -9,6 +9,7 @@ from ..errors import Problem
 from .base import SpecModel, raise_problems
 from .cell import Cell, fmt_ids
 from .genotype import FORMAT_VERSION, Provenance
+from .stem import StemLayers, stem_layers
 
 
 class CifarStem(SpecModel):
@@ -16,6 +17,9 @@ class CifarStem(SpecModel):
 
     kind: Literal["cifar"] = Field("cifar", description="Stem kind tag: the DARTS CIFAR stem.")
     multiplier: PositiveInt = Field(3, description="Stem output channels as a multiple of C.")
+
+    def layers(self, in_channels: int, channels: int) -> StemLayers:
+        return stem_layers(self.kind, in_channels, channels, self.multiplier)
 
 
 class Stride2Stem(SpecModel):
@@ -27,6 +31,9 @@ class Stride2Stem(SpecModel):
     kind: Literal["stride2"] = Field("stride2", description="Stem kind tag: stride-2 conv first (large images).")
     multiplier: PositiveInt = Field(3, description="Stem output channels as a multiple of C.")
 
+    def layers(self, in_channels: int, channels: int) -> StemLayers:
+        return stem_layers(self.kind, in_channels, channels, self.multiplier)
+
 
 class ImageNetStem(SpecModel):
     """DARTS ImageNet stem: two stride-2 convs (to C/2 then C), then one more stride-2 conv.
@@ -35,6 +42,9 @@ class ImageNetStem(SpecModel):
     """
 
     kind: Literal["imagenet"] = Field("imagenet", description="Stem kind tag: the DARTS ImageNet stem.")
+
+    def layers(self, in_channels: int, channels: int) -> StemLayers:
+        return stem_layers(self.kind, in_channels, channels)
 
 
 def default_reductions(cells: int) -> list[int]:

@@ -19,6 +19,7 @@ from ..errors import Problem
 from .cell import INPUTS, NodeRef
 from .graph import live_nodes
 from .ops import out_size
+from .stem import StemLayers
 
 if TYPE_CHECKING:
     from .network import Network
@@ -65,6 +66,8 @@ class StemPlan:
     c_out: tuple[int, int]  # channels of the two states the stem provides (k-2, k-1 of cell 0)
     size_out: tuple[Size, Size]
     reduction_prev: bool
+    layers: StemLayers  # what gets built (nasgal.spec.stem)
+    sizes: tuple[Size, ...] = ()  # output size of each layer, first then second
 
 
 @dataclass(frozen=True)
@@ -80,20 +83,17 @@ def _half(s: Size) -> Size:
 
 
 def _stem_plan(net: "Network") -> StemPlan:
-    h, w = net.input.size
-    c = net.channels
-    kind = net.stem.kind
-    if kind == "cifar":
-        ch = net.stem.multiplier * c
-        return StemPlan(kind, (ch, ch), ((h, w), (h, w)), False)
-    if kind == "stride2":
-        ch = net.stem.multiplier * c
-        s = _half((h, w))
-        return StemPlan(kind, (ch, ch), (s, s), False)
-    if kind == "imagenet":
-        s0 = _half(_half((h, w)))
-        return StemPlan(kind, (c, c), (s0, _half(s0)), True)
-    raise ValueError(f"unknown stem kind {kind!r}")
+    layers = net.stem.layers(net.input.channels, net.channels)
+    size: Size = net.input.size
+    sizes: list[Size] = []
+    outs: list[Size] = []
+    for branch in (layers.first, layers.second):
+        for conv in branch:
+            size = (out_size(size[0], conv.stride), out_size(size[1], conv.stride))
+            sizes.append(size)
+        outs.append(size)
+    s0, s1 = layers.strides
+    return StemPlan(net.stem.kind, layers.out_channels, (outs[0], outs[1]), s1 != s0, layers, tuple(sizes))
 
 
 def plan_network(net: "Network") -> NetworkPlan:

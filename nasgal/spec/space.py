@@ -15,6 +15,7 @@ from .cell import INPUTS
 from .genotype import FORMAT_VERSION
 from .network import default_reductions
 from .ops import KNOWN_OPS
+from .stem import SearchStemKind
 
 
 class SearchSpace(SpecModel):
@@ -33,7 +34,7 @@ class SearchSpace(SpecModel):
     nodes: PositiveInt = Field(4, description="Intermediate nodes per cell; node i reads both cell inputs and nodes 0..i-1.")
     cells: PositiveInt = Field(8, description="Cell positions of the supernet.")
     channels: PositiveInt = Field(16, description="Initial cell channels C of the supernet (doubled at each reduction).")
-    stem: Literal["cifar", "stride2"] = Field(
+    stem: SearchStemKind = Field(
         "cifar", description="'cifar': 3x3 conv at full resolution; 'stride2': halve the resolution first (large images)."
     )
     stem_multiplier: PositiveInt = Field(3, description="Stem output channels as a multiple of C.")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Literal
+from typing import Iterable
 
 from ..errors import SpecError
 from .genotype import Genotype
 from .io import validate_spec
 from .network import Network, default_reductions
+from .stem import StemKind
 
-StemKind = Literal["cifar", "stride2", "imagenet"]
 
 __all__ = ["StemKind", "default_reductions", "stack"]
 
