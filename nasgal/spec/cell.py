@@ -25,6 +25,19 @@ InputName = Literal["c_{k-2}", "c_{k-1}"]
 NodeRef = Union[StrictInt, InputName]
 
 
+def ref_of_state(state: int) -> NodeRef:
+    """The node a DARTS state index names: states 0 and 1 are the cell inputs
+    (``c_{k-2}``, ``c_{k-1}``), state ``2 + j`` is intermediate node ``j``."""
+    if state < 0:
+        raise ValueError(f"state index {state} is negative")
+    return INPUTS[state] if state < 2 else state - 2
+
+
+def state_of_ref(ref: NodeRef) -> int:
+    """The DARTS state index of a node reference (the inverse of :func:`ref_of_state`)."""
+    return INPUTS.index(ref) if isinstance(ref, str) else ref + 2
+
+
 def fmt_ids(ids) -> str:
     return ", ".join(str(i) for i in ids) if ids else "(none)"
 

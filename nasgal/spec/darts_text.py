@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError
-from .cell import INPUTS, Cell, Edge
+from .cell import Cell, Edge, ref_of_state, state_of_ref
 from .genotype import Genotype, Provenance
 from .graph import topological_order
 from .io import validate_spec
@@ -276,10 +276,6 @@ def _select(text: str, name: str | None, source: str | None, strict: bool = True
 # --------------------------------------------------------------------------------------
 
 
-def _src(index: int) -> int | str:
-    return INPUTS[index] if index < 2 else index - 2
-
-
 class DartsEncodingError(ValueError):
     """A DARTS list that does not describe a cell; ``field`` and ``index`` say where."""
 
@@ -315,12 +311,12 @@ def cell_from_darts(pairs: list[tuple[str, int]], concat: list[int], what: str =
                 what,
                 k,
             )
-        edges.append({"src": _src(index), "dst": node, "op": op})
+        edges.append({"src": ref_of_state(index), "dst": node, "op": op})
     out_concat = []
     for i, state in enumerate(concat):
         if state in (0, 1):
             raise DartsEncodingError(
-                f"{what}_concat[{i}]: state {state} is the cell input {INPUTS[state]}; "
+                f"{what}_concat[{i}]: state {state} is the cell input {ref_of_state(state)}; "
                 "nasgal concatenates intermediate nodes only (states 2 and up)",
                 what + "_concat",
                 i,
@@ -492,8 +488,7 @@ def cell_to_darts(cell: Cell, what: str = "cell") -> tuple[list[tuple[str, int]]
     if problems:
         raise ValueError("; ".join(problems))
     c = darts_form(cell)
-    state = {name: i for i, name in enumerate(INPUTS)}
-    pairs = [(e.op, state[e.src] if isinstance(e.src, str) else e.src + 2) for e in c.edges]
+    pairs = [(e.op, state_of_ref(e.src)) for e in c.edges]
     return pairs, [n + 2 for n in c.concat]
 
 

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field, PositiveInt, StrictInt, model_validator
 from ..errors import Problem
 from .base import SpecModel, raise_problems
-from .cell import INPUTS
+from .cell import NodeRef, ref_of_state, state_of_ref
 from .genotype import FORMAT_VERSION
 from .network import default_reductions
 from .ops import KNOWN_OPS
@@ -87,14 +87,23 @@ class SearchSpace(SpecModel):
         """``(src, dst)`` of every supernet edge, in alpha-row order (node by node, inputs first)."""
         out: list[tuple[str | int, int]] = []
         for j in range(self.nodes):
-            out.extend((INPUTS[s] if s < 2 else s - 2, j) for s in range(2 + j))
+            out.extend((ref_of_state(s), j) for s in range(2 + j))
         return out
+
+    def node_rows(self) -> list[range]:
+        """Per intermediate node, the alpha rows of its incoming edges (the groups that PC-DARTS's
+        edge normalisation takes a softmax over): ``range(0, 2)``, ``range(2, 5)``, ..."""
+        return [range(self.edge_row(0, j), self.edge_row(0, j) + 2 + j) for j in range(self.nodes)]
 
     def edge_row(self, src: int, dst: int) -> int:
         """Alpha row of the edge from source ``src`` (0, 1: cell inputs; 2 + i: node i) into node ``dst``."""
         if not 0 <= src < 2 + dst:
             raise ValueError(f"node {dst} has sources 0..{1 + dst}, not {src}")
         return sum(2 + i for i in range(dst)) + src
+
+    def edge_row_of(self, src: NodeRef, dst: int) -> int:
+        """Alpha row of the edge from node reference ``src`` (a cell input name or node id) into ``dst``."""
+        return self.edge_row(state_of_ref(src), dst)
 
     def resized(self, **update) -> "SearchSpace":
         """A copy with some fields changed (``None`` values are ignored), validated."""
