@@ -7,7 +7,7 @@ explicit output concat list. A node sums the ops of its incoming edges.
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Iterable, Literal, TypeVar, Union
 
 from pydantic import Field, StrictInt, model_validator
 from ..errors import Problem
@@ -20,6 +20,8 @@ INPUT_PREV = "c_{k-1}"
 INPUTS: tuple[str, str] = (INPUT_PREV_PREV, INPUT_PREV)
 #: The name of the cell output in graphs and renders.
 OUTPUT = "c_{k}"
+
+T = TypeVar("T", int, str)
 
 InputName = Literal["c_{k-2}", "c_{k-1}"]
 NodeRef = Union[StrictInt, InputName]
@@ -36,6 +38,15 @@ def ref_of_state(state: int) -> NodeRef:
 def state_of_ref(ref: NodeRef) -> int:
     """The DARTS state index of a node reference (the inverse of :func:`ref_of_state`)."""
     return INPUTS.index(ref) if isinstance(ref, str) else ref + 2
+
+
+def repeated(items: Iterable[T]) -> list[T]:
+    """The items listed more than once, sorted."""
+    seen: set = set()
+    twice: set = set()
+    for x in items:
+        (twice if x in seen else seen).add(x)
+    return sorted(twice)
 
 
 def fmt_ids(ids) -> str:
@@ -114,7 +125,7 @@ class Cell(SpecModel):
         for i, n in enumerate(self.concat):
             if n not in node_set:
                 out.append(Problem(f"concat[{i}]", f"{n} is not a node of this cell; nodes are {fmt_ids(self.nodes)}"))
-        dup = sorted({n for n in self.concat if self.concat.count(n) > 1})
+        dup = repeated(self.concat)
         if dup:
             out.append(Problem("concat", f"node(s) {fmt_ids(dup)} listed more than once"))
         if not out:

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field, NonNegativeFloat, PositiveInt, StrictInt, model_validator
 from ..errors import Problem
 from .base import SpecModel, raise_problems
-from .cell import Cell, fmt_ids
+from .cell import Cell, fmt_ids, repeated
 from .genotype import FORMAT_VERSION, Provenance
 from .stem import StemLayers, stem_layers
 
@@ -142,7 +142,7 @@ class Network(SpecModel):
                         f"positions[{p}].kept",
                         f"{fmt_ids(bad)} not node(s) of cell '{pos.cell}'; nodes are {fmt_ids(cell.nodes)}",
                     ))
-                dup = sorted({n for n in pos.kept if pos.kept.count(n) > 1})
+                dup = repeated(pos.kept)
                 if dup:
                     out.append(Problem(f"positions[{p}].kept", f"node(s) {fmt_ids(dup)} listed more than once"))
             if pos.mask is not None:

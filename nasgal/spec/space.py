@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field, PositiveInt, StrictInt, model_validator
 from ..errors import Problem
 from .base import SpecModel, raise_problems
-from .cell import NodeRef, ref_of_state, state_of_ref
+from .cell import NodeRef, ref_of_state, repeated, state_of_ref
 from .genotype import FORMAT_VERSION
 from .network import default_reductions
 from .ops import KNOWN_OPS
@@ -56,7 +56,7 @@ class SearchSpace(SpecModel):
         for i, op in enumerate(self.ops):
             if op not in KNOWN_OPS:
                 out.append(Problem(f"ops[{i}]", f"unknown op '{op}'; known ops: {', '.join(KNOWN_OPS)}"))
-        dup = sorted({op for op in self.ops if self.ops.count(op) > 1})
+        dup = repeated(self.ops)
         if dup:
             out.append(Problem("ops", f"{', '.join(dup)} listed more than once"))
         if not [op for op in self.ops if op != "none"]:
@@ -69,7 +69,7 @@ class SearchSpace(SpecModel):
                     f"position(s) {', '.join(map(str, bad))} out of range for {self.cells} cells; "
                     f"positions are 0..{self.cells - 1} (0-indexed)",
                 ))
-            dupr = sorted({r for r in self.reductions if self.reductions.count(r) > 1})
+            dupr = repeated(self.reductions)
             if dupr:
                 out.append(Problem("reductions", f"position(s) {', '.join(map(str, dupr))} listed more than once"))
         return out
