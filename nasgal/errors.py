@@ -6,7 +6,7 @@ files, impossible requests); the CLI prints it without a traceback.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 
 class Problem(NamedTuple):
@@ -41,7 +41,7 @@ class SpecError(NasgalError):
     """A spec file or object is invalid; ``problems`` holds one :class:`Problem`
     (a ``(location, message)`` pair) per problem."""
 
-    def __init__(self, problems: list[tuple[str, str]], source: str | None = None, hint: str | None = None) -> None:
+    def __init__(self, problems: Sequence[tuple[str, str]], source: str | None = None, hint: str | None = None) -> None:
         self.problems = [Problem(*p) for p in problems]
         self.source = source
         self.head = head = self._head(source)
@@ -57,7 +57,7 @@ class ConfigError(SpecError):
     """Settings (of a training, pruning or search run) that fail validation. Each problem names
     the setting and, for a top-level one, the command-line option that sets it."""
 
-    def __init__(self, problems: list[tuple[str, str]], source: str = "settings", hint: str | None = None) -> None:
+    def __init__(self, problems: Sequence[tuple[str, str]], source: str = "settings", hint: str | None = None) -> None:
         named = [(f"{loc} (--{loc.replace('_', '-')})" if loc.isidentifier() else loc, msg) for loc, msg in problems]
         super().__init__(named, source=source, hint=hint)
 

@@ -8,12 +8,12 @@ control flow: the structure is fixed when the module is built.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, cast
 
 import torch
 from torch import nn
 
-from ..spec.cell import INPUTS
+from ..spec.cell import INPUTS, NodeRef
 from ..spec.network import Network
 from ..spec.plan import CellPlan, NetworkPlan, StemPlan, plan_network
 from ..spec.stem import StemConv
@@ -68,8 +68,8 @@ class CompiledCell(nn.Module):
     def __init__(self, plan: CellPlan, node_ids: list[int], gates: bool = False):
         super().__init__()
         self.position = plan.position
-        self.pre0 = None
-        self.pre1 = None
+        self.pre0: nn.Module | None = None
+        self.pre1: nn.Module | None = None
         if plan.pre[0] == "fr":
             self.pre0 = FactorizedReduce(plan.c_in[0], plan.c)
         elif plan.pre[0] == "conv":
@@ -78,7 +78,7 @@ class CompiledCell(nn.Module):
             self.pre1 = ReLUConvBN(plan.c_in[1], plan.c)
         self.edges = nn.ModuleDict({str(e.index): build_op(e.op, plan.c, e.stride) for e in plan.edges})
         # Static wiring: state slots 0 and 1 are the inputs, then one slot per live node.
-        slot = {INPUTS[0]: 0, INPUTS[1]: 1}
+        slot: dict[NodeRef, int] = {INPUTS[0]: 0, INPUTS[1]: 1}
         for j, n in enumerate(plan.live):
             slot[n] = 2 + j
         self._node_inputs: list[list[tuple[str, int, bool]]] = []
@@ -101,18 +101,19 @@ class CompiledCell(nn.Module):
             self.pre0(s0) if self.pre0 is not None else None,
             self.pre1(s1) if self.pre1 is not None else None,
         ]
-        drop = self.training and drop_prob is not None
+        p_drop = drop_prob if self.training else None
         for ins, g in zip(self._node_inputs, self._gate_index):
-            acc = None
+            acc: torch.Tensor | None = None
             for key, src, droppable in ins:
                 h = self.edges[key](states[src])
-                if drop and droppable:
-                    h = drop_path(h, drop_prob)
+                if p_drop is not None and droppable:
+                    h = drop_path(h, p_drop)
                 acc = h if acc is None else acc + h
+            assert acc is not None  # a live node has a live input (the plan guarantees it)
             if self.gate is not None:
                 acc = acc * self.gate[g]
             states.append(acc)
-        return torch.cat([states[i] for i in self._concat], dim=1)
+        return torch.cat(cast(list[torch.Tensor], [states[i] for i in self._concat]), dim=1)
 
 
 #: Input sides (pixels) on which the reference DARTS head's pooling, AvgPool2d(5, stride 3),
@@ -164,6 +165,8 @@ class CompiledNetwork(nn.Module):
     so trainers ramp it without recompiling a captured step.
     """
 
+    drop_prob: torch.Tensor  # a buffer (see __init__)
+
     def __init__(self, spec: Network, gates: bool = False):
         super().__init__()
         self.spec = spec
@@ -203,7 +206,8 @@ class CompiledNetwork(nn.Module):
 
     def gates(self) -> dict[int, nn.Parameter]:
         """The soft node masks per position (empty unless compiled with ``gates=True``)."""
-        return {int(k): c.gate for k, c in self.cells.items() if c.gate is not None}
+        cells = cast(dict[str, CompiledCell], self.cells)
+        return {int(k): c.gate for k, c in cells.items() if c.gate is not None}
 
     def forward(self, x: torch.Tensor):
         s0, s1 = self.stem(x)
@@ -218,7 +222,8 @@ class CompiledNetwork(nn.Module):
             states.append(out)
             if cp.position == self._aux_position and self.aux_head is not None and self.training:
                 aux = self.aux_head(out)
-        logits = self.classifier(states[-1].mean(dim=(2, 3)))
+        last = cast(torch.Tensor, states[-1])  # the spec guarantees a connected network
+        logits = self.classifier(last.mean(dim=(2, 3)))
         if aux is not None:
             return logits, aux
         return logits

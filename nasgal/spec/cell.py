@@ -7,17 +7,17 @@ explicit output concat list. A node sums the ops of its incoming edges.
 
 from __future__ import annotations
 
-from typing import Iterable, Literal, TypeVar, Union
+from typing import Final, Iterable, Literal, TypeVar, Union
 
 from pydantic import Field, StrictInt, model_validator
 from ..errors import Problem
 from .base import SpecModel, raise_problems
 from .ops import KNOWN_OPS
 
-INPUT_PREV_PREV = "c_{k-2}"
-INPUT_PREV = "c_{k-1}"
+INPUT_PREV_PREV: Final = "c_{k-2}"
+INPUT_PREV: Final = "c_{k-1}"
 #: The two cell inputs, in DARTS order (state 0 and state 1).
-INPUTS: tuple[str, str] = (INPUT_PREV_PREV, INPUT_PREV)
+INPUTS: tuple[Literal["c_{k-2}"], Literal["c_{k-1}"]] = (INPUT_PREV_PREV, INPUT_PREV)
 #: The name of the cell output in graphs and renders.
 OUTPUT = "c_{k}"
 

@@ -118,8 +118,8 @@ def plan_network(net: "Network") -> NetworkPlan:
             if e.dst in live_set and e.src in live_set
         )
         read = {e.src for e in edges}
-        pre0 = ("fr" if reduction_prev else "conv") if INPUTS[0] in read else None
-        pre1 = "conv" if INPUTS[1] in read else None
+        pre0: Literal["fr", "conv"] | None = ("fr" if reduction_prev else "conv") if INPUTS[0] in read else None
+        pre1: Literal["conv"] | None = "conv" if INPUTS[1] in read else None
         concat = tuple(n for n in cell.concat if n in live_set)
         size_out = _half(size_in[1]) if pos.reduction else size_in[1]
         plan = CellPlan(
