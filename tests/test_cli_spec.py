@@ -1,6 +1,7 @@
 """The spec commands as a user runs them: exit codes, the lines printed, no tracebacks.
 
-Oracle: ``nasgal compile ... --json`` parameter counts equal DESIGN.md §3 and §4.
+Oracle: ``nasgal compile ... --json`` parameter counts equal the reference counts and check figures of
+docs/design.md ("Reference parameter counts", "What pruning a node means").
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from nasgal.spec import Network, load
 REPO = Path(__file__).resolve().parent.parent
 DARTS_V2 = REPO / "genotypes" / "darts_v2.json"
 FASHION = ["--cells", "5", "--channels", "16", "--in-channels", "1", "--input-size", "28"]
-PAPER_KEPT = [[1, 2], [0, 1], [3], [0, 1, 2], [1]]  # DESIGN.md §4
+PAPER_KEPT = [[1, 2], [0, 1], [3], [0, 1, 2], [1]]  # the paper's Table 1 (FashionMNIST)
 
 
 class Result:
@@ -56,7 +57,7 @@ def genotype_data() -> dict:
 
 # -- compile: the parameter oracle -----------------------------------------------------------
 
-DESIGN_3 = [
+REFERENCE_COUNTS = [
     ("darts_v2", ["--cells", "20", "--channels", "36"], 3_349_342),
     ("darts_v1", [], 3_169_414),  # bare genotype: the DARTS CIFAR-10 evaluation network
     ("pdarts", [], 3_433_798),
@@ -68,7 +69,7 @@ DESIGN_3 = [
 ]
 
 
-@pytest.mark.parametrize("genotype,args,params", DESIGN_3, ids=[f"{g}-{p}" for g, _, p in DESIGN_3])
+@pytest.mark.parametrize("genotype,args,params", REFERENCE_COUNTS, ids=[f"{g}-{p}" for g, _, p in REFERENCE_COUNTS])
 def test_compile_json_matches_design_figures(nasgal, genotype, args, params):
     r = nasgal("compile", genotype, *args, "--json")
     assert r.code == 0, r.err
@@ -95,7 +96,7 @@ def test_compile_json_per_cell_figures(nasgal):
 
 @pytest.mark.parametrize("reductions,params", [("1,3", 49_338), ("1,2", 104_570)])
 def test_hand_pruned_network_matches_design(nasgal, tmp_path, reductions, params):
-    """DESIGN.md §4 the way docs/spec.md tells a person to do it: stack, edit `kept`, validate, compile."""
+    """The check figures of docs/design.md the way docs/spec.md tells a person to do it: stack, edit `kept`, validate, compile."""
     net_path = tmp_path / "net.json"
     r = nasgal("stack", "darts_v2", *FASHION, "--classes", "10", "--reductions", reductions, "-o", net_path)
     assert r.code == 0 and f"wrote {net_path}" in r.err

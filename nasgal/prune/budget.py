@@ -12,7 +12,7 @@ died early), then by position and node id.
 - ``keep_params=f``: a ceiling. Nodes are added strongest first, skipping any whose addition
   would take the parameter count above ``f·params(teacher)``: the result fits the budget and
   no further node would.
-- Connectivity guard (DESIGN §4): the last position (the classifier's input) and the
+- Connectivity guard (docs/design.md, "What pruning a node means"): the last position (the classifier's input) and the
   auxiliary head's position must stay live. Where they are not, the fewest, strongest nodes
   that make them live are revived (earlier positions first when a position has no live
   input), and each revival is reported. A budget yields to the guard; the result says so.

@@ -3,7 +3,7 @@
 Both the compiler (torch modules) and the cost model (parameters, MACs) interpret this
 plan, so they cannot disagree about the architecture. Pure Python, no torch.
 
-Dead-signal rules (DESIGN.md §4): a node is live iff it is kept and one of its sources is
+Dead-signal rules (docs/design.md, "What pruning a node means"): a node is live iff it is kept and one of its sources is
 live; only edges from live sources into live nodes are built; a cell's output is the
 concat of its live concat nodes; a cell with no live output is dead, keeps its place in the
 resolution and channel schedule, and the cells reading it lose that input. An input
