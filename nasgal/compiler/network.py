@@ -30,14 +30,14 @@ def drop_path(x: torch.Tensor, p: torch.Tensor | float) -> torch.Tensor:
     return x * mask.to(x.dtype) / keep
 
 
-def stem_modules(layers: Sequence[StemConv], relu_inplace: bool = True) -> nn.Sequential:
+def stem_modules(layers: Sequence[StemConv]) -> nn.Sequential:
     """A stem branch of :func:`nasgal.spec.stem.stem_layers` as modules: per conv
-    ``[ReLU,] Conv2d 3x3, BatchNorm2d``. A ReLU at the start of a branch never works in place
-    (its input is also a stem output)."""
+    ``[ReLU,] Conv2d 3x3, BatchNorm2d``. A ReLU at the start of a branch does not work in place
+    (its input is also a stem output); the others do."""
     mods: list[nn.Module] = []
     for i, conv in enumerate(layers):
         if conv.relu:
-            mods.append(nn.ReLU(inplace=relu_inplace and i > 0))
+            mods.append(nn.ReLU(inplace=i > 0))
         mods += [nn.Conv2d(conv.c_in, conv.c_out, 3, stride=conv.stride, padding=1, bias=False), nn.BatchNorm2d(conv.c_out)]
     return nn.Sequential(*mods)
 
