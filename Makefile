@@ -32,6 +32,7 @@ demo: setup
 
 lint: setup
 	$(BIN)/ruff check nasgal tests benchmarks
+	$(BIN)/mypy nasgal/spec nasgal/compiler
 
 test: setup lint
 	$(BIN)/python -m pytest -q

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One prepared run of the GPU checks and speed benchmarks (DESIGN.md §8), most important first,
+# One prepared run of the GPU checks and speed benchmarks (reference figures in docs/design.md), most important first,
 # each step time-boxed; results and a log under $OUT (or ./bench-out). About 8 minutes.
 #
 # The device machine has torch (CUDA) but not pydantic or pytest. Before the run, on this side:

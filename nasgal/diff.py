@@ -14,12 +14,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Union
 
-from networkx.algorithms.isomorphism import MultiDiGraphMatcher
-
 from .spec.cell import INPUTS, Cell, Edge, NodeRef
 from .spec.costs import network_cost
 from .spec.genotype import Genotype
-from .spec.graph import to_networkx
+from .spec.graph import renumbering
 from .spec.network import Network
 from .spec.plan import plan_network
 
@@ -280,23 +278,9 @@ def _edge_changes(a: CellView, b: CellView) -> tuple[list[EdgeRef], list[EdgeRef
 
 def _renumbering(a: CellView, b: CellView) -> dict[int, int] | None:
     """A node mapping A -> B that makes the views equal, or None when none exists."""
-    if a.dead or b.dead or len(a.nodes) != len(b.nodes) or len(a.edges) != len(b.edges):
+    if a.dead or b.dead:
         return None
-    ga, gb = to_networkx(a.as_cell()), to_networkx(b.as_cell())
-    for g in (ga, gb):
-        for name in INPUTS:
-            g.nodes[name]["role"] = f"input:{name}"
-
-    def node_match(x: dict, y: dict) -> bool:
-        return x["role"] == y["role"]
-
-    def edge_match(x: dict, y: dict) -> bool:
-        return sorted(d["op"] for d in x.values()) == sorted(d["op"] for d in y.values())
-
-    gm = MultiDiGraphMatcher(ga, gb, node_match=node_match, edge_match=edge_match)
-    for mapping in gm.isomorphisms_iter():  # deterministic for given inputs
-        return {n: mapping[n] for n in a.nodes}
-    return None
+    return renumbering(a.as_cell(), b.as_cell())
 
 
 def _why_removed(n: int, b: CellView | None) -> str:

@@ -1,6 +1,7 @@
 """The spec commands as a user runs them: exit codes, the lines printed, no tracebacks.
 
-Oracle: ``nasgal compile ... --json`` parameter counts equal DESIGN.md §3 and §4.
+Oracle: ``nasgal compile ... --json`` parameter counts equal the reference counts and check figures of
+docs/design.md ("Reference parameter counts", "What pruning a node means").
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from nasgal.spec import Network, load
 REPO = Path(__file__).resolve().parent.parent
 DARTS_V2 = REPO / "genotypes" / "darts_v2.json"
 FASHION = ["--cells", "5", "--channels", "16", "--in-channels", "1", "--input-size", "28"]
-PAPER_KEPT = [[1, 2], [0, 1], [3], [0, 1, 2], [1]]  # DESIGN.md §4
+PAPER_KEPT = [[1, 2], [0, 1], [3], [0, 1, 2], [1]]  # the paper's Table 1 (FashionMNIST)
 
 
 class Result:
@@ -56,7 +57,7 @@ def genotype_data() -> dict:
 
 # -- compile: the parameter oracle -----------------------------------------------------------
 
-DESIGN_3 = [
+REFERENCE_COUNTS = [
     ("darts_v2", ["--cells", "20", "--channels", "36"], 3_349_342),
     ("darts_v1", [], 3_169_414),  # bare genotype: the DARTS CIFAR-10 evaluation network
     ("pdarts", [], 3_433_798),
@@ -68,7 +69,7 @@ DESIGN_3 = [
 ]
 
 
-@pytest.mark.parametrize("genotype,args,params", DESIGN_3, ids=[f"{g}-{p}" for g, _, p in DESIGN_3])
+@pytest.mark.parametrize("genotype,args,params", REFERENCE_COUNTS, ids=[f"{g}-{p}" for g, _, p in REFERENCE_COUNTS])
 def test_compile_json_matches_design_figures(nasgal, genotype, args, params):
     r = nasgal("compile", genotype, *args, "--json")
     assert r.code == 0, r.err
@@ -95,7 +96,7 @@ def test_compile_json_per_cell_figures(nasgal):
 
 @pytest.mark.parametrize("reductions,params", [("1,3", 49_338), ("1,2", 104_570)])
 def test_hand_pruned_network_matches_design(nasgal, tmp_path, reductions, params):
-    """DESIGN.md §4 the way docs/spec.md tells a person to do it: stack, edit `kept`, validate, compile."""
+    """The check figures of docs/design.md the way docs/spec.md tells a person to do it: stack, edit `kept`, validate, compile."""
     net_path = tmp_path / "net.json"
     r = nasgal("stack", "darts_v2", *FASHION, "--classes", "10", "--reductions", reductions, "-o", net_path)
     assert r.code == 0 and f"wrote {net_path}" in r.err
@@ -241,21 +242,21 @@ def _cell_edit(fn):
 
 BAD_GENOTYPES = {
     "cycle": (_cell_edit(lambda c: c["edges"].append({"src": 3, "dst": 0, "op": "skip_connect"})),
-              "cells.normal: edges form a cycle: 0 -> 3 -> 0"),
+              "cells.normal.edges: the edges form a cycle: 0 -> 3 -> 0"),
     "missing-source": (_cell_edit(lambda c: c["edges"][7].update(src=9)),
-                       "cells.normal: edges[7] (9 -> 3 (dil_conv_3x3)): source 9 is not a node of this cell; "
+                       "cells.normal.edges[7]: 9 -> 3 (dil_conv_3x3): source 9 is not a node of this cell; "
                        "sources are c_{k-2}, c_{k-1} and nodes 0, 1, 2, 3"),
     "missing-target": (_cell_edit(lambda c: c["edges"][0].update(dst=6)),
-                       "cells.normal: edges[0] (c_{k-2} -> 6 (sep_conv_3x3)): target 6 is not a node of this cell; "
+                       "cells.normal.edges[0]: c_{k-2} -> 6 (sep_conv_3x3): target 6 is not a node of this cell; "
                        "nodes are 0, 1, 2, 3"),
     "unknown-op": (_cell_edit(lambda c: c["edges"][7].update(op="conv_9x9")),
-                   "cells.normal: edges[7] (0 -> 3 (conv_9x9)): unknown op 'conv_9x9'; known ops: none, "
+                   "cells.normal.edges[7]: 0 -> 3 (conv_9x9): unknown op 'conv_9x9'; known ops: none, "
                    "max_pool_3x3, avg_pool_3x3, skip_connect, sep_conv_3x3, sep_conv_5x5, dil_conv_3x3, "
                    "dil_conv_5x5, sep_conv_7x7, conv_7x1_1x7"),
     "node-without-input": (_cell_edit(lambda c: c.update(nodes=[0, 1, 2, 3, 4])),
-                           "cells.normal: node 4 has no input edge; every intermediate node needs at least one"),
+                           "cells.normal.nodes[4]: node 4 has no input edge; every intermediate node needs at least one"),
     "concat-missing-node": (_cell_edit(lambda c: c.update(concat=[0, 1, 2, 5])),
-                            "cells.normal: concat[3]: 5 is not a node of this cell; nodes are 0, 1, 2, 3"),
+                            "cells.normal.concat[3]: 5 is not a node of this cell; nodes are 0, 1, 2, 3"),
     "wrong-type": (_cell_edit(lambda c: c["edges"][1].update(dst="1")),
                    "cells.normal.edges[1].dst: Input should be a valid integer (got '1')"),
     "unknown-field": (lambda d: d.update(nmae="x"), "nmae: unknown field (not part of the spec; check the spelling)"),
@@ -275,6 +276,20 @@ def test_validate_bad_genotype(nasgal, tmp_path, case):
     assert r.code == 1 and r.out == ""
     assert r.err.splitlines()[0] == f"Error: {path} is not a valid spec:"
     assert any(line.startswith(f"  {message}") for line in r.err.splitlines()), r.err
+
+
+def test_validate_three_cell_problems_are_three_lines(nasgal, tmp_path):
+    from test_spec import THREE_PROBLEMS, _three_problem_genotype
+
+    path = write_json(tmp_path / "three.json", _three_problem_genotype())
+    r = nasgal("validate", path)
+    assert r.code == 1 and r.out == ""
+    lines = r.err.splitlines()
+    assert lines[0] == f"Error: {path} is not a valid spec:"
+    problem_lines = [line for line in lines[1:] if line.startswith("  ")]
+    assert len(problem_lines) == 3, r.err
+    for line, (loc, msg) in zip(problem_lines, THREE_PROBLEMS):
+        assert line.startswith(f"  {loc}: {msg}"), line
 
 
 def _network_data(nasgal, tmp_path) -> dict:

@@ -25,7 +25,7 @@ def n_params(module: torch.nn.Module, skip_aux: bool = True) -> int:
     return sum(p.numel() for n, p in module.named_parameters() if not (skip_aux and n.startswith("aux_head")))
 
 
-# DESIGN.md §3: measured on the reference DARTS model code (aux head excluded).
+# docs/design.md, "Reference parameter counts": measured on the reference DARTS model code (aux head excluded).
 REFERENCE = [
     ("darts_v2", 36, 20, 3, 10, None, 3_349_342),
     ("darts_v1", 36, 20, 3, 10, None, 3_169_414),
@@ -55,7 +55,7 @@ def test_per_cell_counts_of_the_paper_network():
 
 @pytest.mark.parametrize("reductions,expected", [(None, 49_338), ([1, 2], 104_570)])
 def test_pruned_counts_match_design(reductions, expected):
-    """DESIGN.md §4: the paper's FashionMNIST kept nodes."""
+    """The check figures of docs/design.md ("What pruning a node means"): the paper's FashionMNIST kept nodes."""
     net = stack(genotype("darts_v2"), cells=5, channels=16, classes=10, in_channels=1,
                 input_size=28, reductions=reductions)
     pruned = net.with_kept_nodes([[1, 2], [0, 1], [3], [0, 1, 2], [1]])

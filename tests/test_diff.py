@@ -89,7 +89,7 @@ def test_network_vs_pruned():
     assert set(p0.edges_removed) == {EdgeRef(K2, 0, "sep_conv_3x3"), EdgeRef(K1, 0, "sep_conv_3x3"),
                                      EdgeRef(K2, 3, "skip_connect"), EdgeRef(0, 3, "dil_conv_3x3")}
     assert p0.kept_changed and p0.same_graph is False
-    # costs come from network_cost; DESIGN.md check figures
+    # costs come from network_cost; check figures of docs/design.md ("What pruning a node means")
     assert [c.params_a for c in r.cells] == [6352, 3712, 21408, 16640, 77632]
     assert [c.params_b for c in r.cells] == [p.params for p in network_cost(b).cells]
     assert (r.params_a, r.params_b) == (128_842, 49_338)

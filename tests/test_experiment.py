@@ -187,3 +187,14 @@ def test_paper_presets_take_the_other_layout_with_one_line(name):
         net = nasgal.stack(nasgal.load(resolve_spec_path(n.genotype)), cells=n.cells, channels=n.channels, classes=10, in_channels=1,
                            input_size=28, reductions=n.reductions)
         assert nasgal.count_params(net) == params
+
+
+def test_report_html_renders_tables_images_and_escapes_text():
+    from nasgal.experiment.report import markdown_to_html
+
+    page = markdown_to_html("# run <b>\n\nDataset **x**.\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n![curves](figures/c.png)\n",
+                            title="nasgal: <t>")
+    assert page.startswith("<!DOCTYPE html>") and "<title>nasgal: &lt;t&gt;</title>" in page
+    assert "<h1>run &lt;b&gt;</h1>" in page and "<strong>x</strong>" in page
+    assert "<table>" in page and "<th>a</th>" in page and "<td>2</td>" in page
+    assert '<img src="figures/c.png" alt="curves"' in page

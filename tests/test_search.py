@@ -45,7 +45,7 @@ def test_space_rejects_bad_ops_and_positions():
 
 # The supernet -----------------------------------------------------------------------
 def test_supernet_weight_count_matches_reference():
-    # DESIGN.md §3: C=16, 8 cells, 3 input channels, 10 classes, default reductions.
+    # docs/design.md, "Reference parameter counts": C=16, 8 cells, 3 input channels, 10 classes, default reductions.
     model = Supernet(default_space(), in_channels=3, classes=10)
     assert model.num_weights() == 1_930_618
     arch = Architecture(default_space())

@@ -42,7 +42,8 @@ GENOTYPES = REPO / "genotypes"
 SHIPPED = sorted(GENOTYPES.glob("*.json"))
 ACCEPT = os.environ.get("NASGAL_ACCEPT") == "1"
 
-REFERENCE = Path("/work/shared/reference/published_genotypes.json")
+#: The published cells in the DARTS encoding, as their authors' code lists them (committed test data).
+REFERENCE = Path(__file__).resolve().parent / "data" / "published_genotypes.json"
 #: reference key -> (genotype name, file stem)
 LIBRARY = {
     "DARTS_V1": ("DARTS_V1", "darts_v1"),
@@ -67,7 +68,6 @@ def test_library_is_complete():
         assert g.provenance.source and g.provenance.paper
 
 
-@pytest.mark.skipif(not REFERENCE.exists(), reason="the shared reference cells are not on this machine")
 def test_library_matches_published_cells():
     """The files are exactly the published cells, converted (NASGAL_ACCEPT=1 rewrites them)."""
     ref = json.loads(REFERENCE.read_text())["genotypes"]
@@ -253,6 +253,38 @@ def test_network_extra_field_rejected():
     assert ("positions[2].keep", "unknown field (not part of the spec; check the spelling)") in exc.value.problems
 
 
+
+def _three_problem_genotype() -> dict:
+    """darts_v2 with three distinct problems in its normal cell."""
+    data = json.loads((GENOTYPES / "darts_v2.json").read_text())
+    normal = data["cells"]["normal"]
+    normal["edges"][7]["op"] = "conv_9x9"  # unknown op
+    normal["edges"][0]["dst"] = 6  # target not a node (and leaves no node unfed: node 0 has edges[1])
+    normal["concat"] = [0, 1, 2, 5]  # concat names a missing node
+    return data
+
+
+THREE_PROBLEMS = [
+    ("cells.normal.edges[0]", "c_{k-2} -> 6 (sep_conv_3x3): target 6 is not a node of this cell; nodes are 0, 1, 2, 3"),
+    ("cells.normal.edges[7]", "0 -> 3 (conv_9x9): unknown op 'conv_9x9'; known ops: "),
+    ("cells.normal.concat[3]", "5 is not a node of this cell; nodes are 0, 1, 2, 3"),
+]
+
+
+def test_three_cell_problems_are_three_entries():
+    with pytest.raises(SpecError) as exc:
+        validate_spec(Genotype, _three_problem_genotype())
+    problems = exc.value.problems
+    assert len(problems) == 3, problems
+    for (loc, msg), (want_loc, want_msg) in zip(problems, THREE_PROBLEMS):
+        assert loc == want_loc and msg.startswith(want_msg), (loc, msg)
+    assert [p.location for p in problems] == [loc for loc, _ in THREE_PROBLEMS]
+    # the cell's own list, located inside the cell
+    with pytest.raises(SpecError) as exc:
+        validate_spec(Cell, _three_problem_genotype()["cells"]["normal"])
+    assert [p.location for p in exc.value.problems] == ["edges[0]", "edges[7]", "concat[3]"]
+
+
 # -- JSON Schemas ----------------------------------------------------------------------------
 
 
@@ -308,3 +340,27 @@ def test_spec_imports_no_torch():
         "sys.exit('torch' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_spec_imports_nothing_above_it():
+    """The spec layer is data: importing it (and using every file kind) loads no other nasgal package."""
+    code = (
+        "import sys, json, nasgal.spec, nasgal.spec.darts_text, nasgal.spec.library, nasgal.spec.schemas;"
+        "nasgal.spec.schemas.generate_schemas();"
+        "nasgal.spec.parse_spec({'kind': 'search_space', 'name': 'x', 'ops': ['none', 'skip_connect']});"
+        "bad = sorted(m for m in sys.modules if m.startswith('nasgal.') and m.split('.')[1] not in ('spec', 'errors'));"
+        "print(json.dumps(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == []
+
+
+def test_spec_file_kinds_are_one_union():
+    from nasgal.spec import KINDS, SearchSpace, parse_spec
+    from nasgal.spec.schemas import registered_kinds
+
+    assert dict(KINDS) == {"genotype": Genotype, "network": Network, "search_space": SearchSpace}
+    assert list(registered_kinds()) == sorted(KINDS)
+    with pytest.raises(SpecError) as e:
+        parse_spec({"kind": ["x"]})  # not a tag at all
+    assert e.value.problems[0][0] == "kind" and "expected one of genotype, network, search_space" in e.value.problems[0][1]

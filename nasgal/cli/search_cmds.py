@@ -61,10 +61,11 @@ def search_command(
     from ..search.run import search
     from ..search.space import load_space
     from ..spec.io import dumps
+    from ..spec.stem import SEARCH_STEM_KINDS
 
     check_resume(out, resume, restart)  # before anything slow: a wrong --out fails at once
-    if stem is not None and stem not in ("cifar", "stride2"):
-        raise NasgalError(f"--stem must be 'cifar' or 'stride2', got {stem!r}")
+    if stem is not None and stem not in SEARCH_STEM_KINDS:
+        raise NasgalError(f"--stem must be {' or '.join(map(repr, SEARCH_STEM_KINDS))}, got {stem!r}")
     if bf16 and precision not in (None, "bf16"):
         raise NasgalError(f"--bf16 contradicts --precision {precision}")
     values = dict(

@@ -24,7 +24,7 @@ from ..spec import Genotype, Network, load, network_cost, stack
 from ..spec.darts_text import parse_darts, read_darts_file, to_darts
 from ..spec.io import dumps
 from ..spec.library import library, resolve_spec_path
-from ..spec.stack import StemKind
+from ..spec.stem import STEM_KINDS, StemKind
 
 #: The DARTS CIFAR-10 evaluation network: what a bare genotype compiles to.
 DARTS_EVAL = {"cells": 20, "channels": 36, "classes": 10, "in_channels": 3, "input_size": "32"}
@@ -86,10 +86,7 @@ def _fmt_int(n: int) -> str:
 
 
 def load_spec_arg(arg: str) -> Any:
-    """A spec argument (path or library name) loaded as its model (any registered kind)."""
-    from ..spec.schemas import registered_kinds
-
-    registered_kinds()  # import the modules that register more kinds (search_space, ...)
+    """A spec argument (path or library name) loaded as its model (any file kind)."""
     return load(resolve_spec_path(arg))
 
 
@@ -241,7 +238,7 @@ def with_stack_options(command: Callable[..., int]) -> Callable[..., int]:
     return wrapper
 
 
-STEMS = ("cifar", "stride2", "imagenet")
+STEMS = STEM_KINDS
 
 
 def _stack_from_options(genotype: Genotype, opts: dict[str, Any], defaults: dict[str, Any]) -> Network:

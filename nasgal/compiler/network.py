@@ -8,12 +8,15 @@ control flow: the structure is fixed when the module is built.
 
 from __future__ import annotations
 
+from typing import Sequence, cast
+
 import torch
 from torch import nn
 
-from ..spec.cell import INPUTS
+from ..spec.cell import INPUTS, NodeRef
 from ..spec.network import Network
 from ..spec.plan import CellPlan, NetworkPlan, StemPlan, plan_network
+from ..spec.stem import StemConv
 from .ops import FactorizedReduce, ReLUConvBN, build_op
 
 
@@ -27,30 +30,30 @@ def drop_path(x: torch.Tensor, p: torch.Tensor | float) -> torch.Tensor:
     return x * mask.to(x.dtype) / keep
 
 
-def _conv_bn(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
-    return [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(c_out)]
+def stem_modules(layers: Sequence[StemConv]) -> nn.Sequential:
+    """A stem branch of :func:`nasgal.spec.stem.stem_layers` as modules: per conv
+    ``[ReLU,] Conv2d 3x3, BatchNorm2d``. A ReLU at the start of a branch does not work in place
+    (its input is also a stem output); the others do."""
+    mods: list[nn.Module] = []
+    for i, conv in enumerate(layers):
+        if conv.relu:
+            mods.append(nn.ReLU(inplace=i > 0))
+        mods += [nn.Conv2d(conv.c_in, conv.c_out, 3, stride=conv.stride, padding=1, bias=False), nn.BatchNorm2d(conv.c_out)]
+    return nn.Sequential(*mods)
 
 
 class Stem(nn.Module):
-    """Turns images into the two inputs of the first cell."""
+    """Turns images into the two inputs of the first cell (layers from :mod:`nasgal.spec.stem`)."""
 
-    def __init__(self, plan: StemPlan, in_channels: int, c: int):
+    def __init__(self, plan: StemPlan):
         super().__init__()
         self.kind = plan.kind
-        if plan.kind == "cifar":
-            self.stem0 = nn.Sequential(*_conv_bn(in_channels, plan.c_out[1], 1))
-        elif plan.kind == "stride2":
-            m = plan.c_out[1]
-            self.stem0 = nn.Sequential(*_conv_bn(in_channels, m, 2), nn.ReLU(inplace=True), *_conv_bn(m, m, 1))
-        elif plan.kind == "imagenet":
-            self.stem0 = nn.Sequential(*_conv_bn(in_channels, c // 2, 2), nn.ReLU(inplace=True), *_conv_bn(c // 2, c, 2))
-            self.stem1 = nn.Sequential(nn.ReLU(inplace=False), *_conv_bn(c, c, 2))
-        else:  # pragma: no cover - the spec's union rules this out
-            raise ValueError(f"unknown stem kind {plan.kind!r}")
+        self.stem0 = stem_modules(plan.layers.first)
+        self.stem1 = stem_modules(plan.layers.second) if plan.layers.second else None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         s0 = self.stem0(x)
-        if self.kind == "imagenet":
+        if self.stem1 is not None:
             return s0, self.stem1(s0)
         return s0, s0
 
@@ -65,8 +68,8 @@ class CompiledCell(nn.Module):
     def __init__(self, plan: CellPlan, node_ids: list[int], gates: bool = False):
         super().__init__()
         self.position = plan.position
-        self.pre0 = None
-        self.pre1 = None
+        self.pre0: nn.Module | None = None
+        self.pre1: nn.Module | None = None
         if plan.pre[0] == "fr":
             self.pre0 = FactorizedReduce(plan.c_in[0], plan.c)
         elif plan.pre[0] == "conv":
@@ -75,7 +78,7 @@ class CompiledCell(nn.Module):
             self.pre1 = ReLUConvBN(plan.c_in[1], plan.c)
         self.edges = nn.ModuleDict({str(e.index): build_op(e.op, plan.c, e.stride) for e in plan.edges})
         # Static wiring: state slots 0 and 1 are the inputs, then one slot per live node.
-        slot = {INPUTS[0]: 0, INPUTS[1]: 1}
+        slot: dict[NodeRef, int] = {INPUTS[0]: 0, INPUTS[1]: 1}
         for j, n in enumerate(plan.live):
             slot[n] = 2 + j
         self._node_inputs: list[list[tuple[str, int, bool]]] = []
@@ -98,18 +101,19 @@ class CompiledCell(nn.Module):
             self.pre0(s0) if self.pre0 is not None else None,
             self.pre1(s1) if self.pre1 is not None else None,
         ]
-        drop = self.training and drop_prob is not None
+        p_drop = drop_prob if self.training else None
         for ins, g in zip(self._node_inputs, self._gate_index):
-            acc = None
+            acc: torch.Tensor | None = None
             for key, src, droppable in ins:
                 h = self.edges[key](states[src])
-                if drop and droppable:
-                    h = drop_path(h, drop_prob)
+                if p_drop is not None and droppable:
+                    h = drop_path(h, p_drop)
                 acc = h if acc is None else acc + h
+            assert acc is not None  # a live node has a live input (the plan guarantees it)
             if self.gate is not None:
                 acc = acc * self.gate[g]
             states.append(acc)
-        return torch.cat([states[i] for i in self._concat], dim=1)
+        return torch.cat(cast(list[torch.Tensor], [states[i] for i in self._concat]), dim=1)
 
 
 #: Input sides (pixels) on which the reference DARTS head's pooling, AvgPool2d(5, stride 3),
@@ -161,12 +165,14 @@ class CompiledNetwork(nn.Module):
     so trainers ramp it without recompiling a captured step.
     """
 
+    drop_prob: torch.Tensor  # a buffer (see __init__)
+
     def __init__(self, spec: Network, gates: bool = False):
         super().__init__()
         self.spec = spec
         plan: NetworkPlan = plan_network(spec)
         self.plan = plan
-        self.stem = Stem(plan.stem, spec.input.channels, spec.channels)
+        self.stem = Stem(plan.stem)
         self.cells = nn.ModuleDict()
         self._live_cells: list[int] = []
         for cp in plan.cells:
@@ -200,7 +206,8 @@ class CompiledNetwork(nn.Module):
 
     def gates(self) -> dict[int, nn.Parameter]:
         """The soft node masks per position (empty unless compiled with ``gates=True``)."""
-        return {int(k): c.gate for k, c in self.cells.items() if c.gate is not None}
+        cells = cast(dict[str, CompiledCell], self.cells)
+        return {int(k): c.gate for k, c in cells.items() if c.gate is not None}
 
     def forward(self, x: torch.Tensor):
         s0, s1 = self.stem(x)
@@ -215,7 +222,8 @@ class CompiledNetwork(nn.Module):
             states.append(out)
             if cp.position == self._aux_position and self.aux_head is not None and self.training:
                 aux = self.aux_head(out)
-        logits = self.classifier(states[-1].mean(dim=(2, 3)))
+        last = cast(torch.Tensor, states[-1])  # the spec guarantees a connected network
+        logits = self.classifier(last.mean(dim=(2, 3)))
         if aux is not None:
             return logits, aux
         return logits

@@ -72,6 +72,13 @@ class SepConv(nn.Sequential):
         )
 
 
+def shifted_by_one(x: torch.Tensor) -> torch.Tensor:
+    """``x`` moved up and left by one pixel, zero-padded at the far edge (same size): the input
+    of FactorizedReduce's second conv. For even sizes the stride-2 conv then sees what the
+    reference's ``x[:, :, 1:, 1:]`` gives it; odd sizes work too."""
+    return F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))  # [B, C, H, W]
+
+
 class FactorizedReduce(nn.Module):
     """ReLU, two 1x1 stride-2 convs (the second on the input shifted by one pixel), concat, BN.
 
@@ -90,8 +97,7 @@ class FactorizedReduce(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(x)
-        shifted = F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))  # [B, C, H, W], content moved up-left by one
-        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
+        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted_by_one(x))], dim=1))
 
 
 class Zero(nn.Module):

@@ -1,4 +1,4 @@
-"""A data loader for datasets that fit on the device (DESIGN §8).
+"""A data loader for datasets that fit on the device (docs/design.md, "Speed: reference figures").
 
 The whole split lives on the device as uint8. Each epoch draws a permutation with a
 ``torch.Generator`` on that device; each batch is an index gather, then crop/flip on uint8,

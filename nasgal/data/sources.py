@@ -130,7 +130,7 @@ FASHION_MNIST = DatasetSource(
     ),
     homepage="https://github.com/zalandoresearch/fashion-mnist",
     debian_package="dataset-fashion-mnist",
-    default_augment=Augment(),  # DESIGN §7's anchor trains without augmentation; never flip
+    default_augment=Augment(),  # the 10-epoch anchor in docs/design.md trains without augmentation; never flip
 )
 
 MNIST = DatasetSource(

@@ -30,9 +30,6 @@ def load_trained(arg: str | Path, weights: str | Path | None = None) -> tuple[Ne
                               hint="pass a `nasgal train` --out directory, or a network spec with --weights")
         network = load(spec_path, Network)
         return network, load_weights(weights if weights is not None else path)
-    from ..spec.schemas import registered_kinds
-
-    registered_kinds()  # the kinds other modules register (search spaces, ...)
     spec = load(resolve_spec_path(str(arg)))
     if isinstance(spec, Genotype):
         raise NasgalError(

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..errors import NasgalError
-from ..spec.io import _umask, atomic_write_text, save
+from ..spec.io import atomic_write_text, current_umask, save
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -155,7 +155,7 @@ def run_lock(out: Path) -> Iterator[None]:
         yield
         return
     try:
-        fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o666 & ~current_umask())
     except OSError as e:
         raise NasgalError(f"cannot write in run directory {out}: {e.strerror}") from None
     try:
@@ -226,7 +226,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     os.close(fd)
     try:
         torch.save(state, tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

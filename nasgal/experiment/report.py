@@ -293,53 +293,12 @@ def write_report(exp: "Experiment", res: "ExperimentResult", figs: dict[str, str
 
 
 def markdown_to_html(text: str, title: str) -> str:
-    """The small markdown subset the report uses (headings, tables, images, lists, text)."""
-    body: list[str] = []
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if line.startswith("|"):
-            rows = []
-            while i < len(lines) and lines[i].startswith("|"):
-                rows.append([c.strip() for c in lines[i].strip().strip("|").split("|")])
-                i += 1
-            head, data = rows[0], [r for r in rows[2:]]
-            body.append("<table><thead><tr>" + "".join(f"<th>{_inline(c)}</th>" for c in head) + "</tr></thead><tbody>")
-            body += ["<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in data]
-            body.append("</tbody></table>")
-            continue
-        if line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            body.append(f"<h{level}>{_inline(line[level:].strip())}</h{level}>")
-        elif line.startswith("- "):
-            items = []
-            while i < len(lines) and lines[i].startswith("- "):
-                items.append(f"<li>{_inline(lines[i][2:])}</li>")
-                i += 1
-            body.append("<ul>" + "".join(items) + "</ul>")
-            continue
-        elif line.strip():
-            body.append(f"<p>{_inline(line)}</p>")
-        i += 1
+    """``text`` (CommonMark with tables) as a standalone HTML page; raw HTML in the text is escaped."""
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px}"
              "th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee;margin:4px}")
     return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
-
-
-def _inline(text: str) -> str:
-    import re
-
-    out = []
-    pos = 0
-    for m in re.finditer(r"!\[([^\]]*)\]\(([^)]+)\)|\*\*([^*]+)\*\*", text):
-        out.append(html.escape(text[pos:m.start()]))
-        if m.group(2):
-            out.append(f"<img alt='{html.escape(m.group(1))}' src='{html.escape(m.group(2))}'>")
-        else:
-            out.append(f"<b>{html.escape(m.group(3))}</b>")
-        pos = m.end()
-    out.append(html.escape(text[pos:]))
-    return "".join(out)
+            f"<style>{style}</style></head><body>\n" + body + "</body></html>\n")

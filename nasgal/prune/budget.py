@@ -12,7 +12,7 @@ died early), then by position and node id.
 - ``keep_params=f``: a ceiling. Nodes are added strongest first, skipping any whose addition
   would take the parameter count above ``f·params(teacher)``: the result fits the budget and
   no further node would.
-- Connectivity guard: every position keeps at least one live node (a cell with none would
+- Connectivity guard (docs/design.md, "What pruning a node means"): every position keeps at least one live node (a cell with none would
   pass only its preprocessed inputs on, a whole cell lost), which with the dead-signal rules
   also keeps a live path from the stem to the classifier and to the auxiliary head. Where a
   position has none, the fewest, strongest nodes that make it live are revived (earlier

@@ -1,7 +1,8 @@
 """DARTS search: the search space as data, the supernet, the bilevel loop, the derivation rule.
 
+The search-space model itself is spec data (:mod:`nasgal.spec.space`, re-exported here).
 ``nasgal.search.space`` and ``nasgal.search.derive`` need no torch; the rest is imported on
-first use, so ``import nasgal.search`` stays light and registers the ``search_space`` kind.
+first use, so ``import nasgal.search`` stays light.
 """
 
 from __future__ import annotations

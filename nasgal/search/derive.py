@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from ..errors import NasgalError
-from ..spec.cell import INPUTS, Cell
+from ..spec.cell import Cell, ref_of_state
 from ..spec.genotype import Genotype, Provenance
 from ..spec.io import validate_spec
-from .space import SearchSpace
+from ..spec.space import SearchSpace
 
 Matrix = Sequence[Sequence[float]]
 
@@ -49,7 +49,7 @@ def derive_cell(space: SearchSpace, weights: Matrix, edge_weights: Sequence[floa
             for k in keep[1:]:
                 if row[k] > row[best]:
                     best = k
-            edges.append({"src": INPUTS[s] if s < 2 else s - 2, "dst": j, "op": ops[best]})
+            edges.append({"src": ref_of_state(s), "dst": j, "op": ops[best]})
     return validate_spec(
         Cell,
         {"nodes": list(range(space.nodes)), "edges": edges, "concat": list(range(space.nodes))},
@@ -101,8 +101,7 @@ def softmax_rows(matrix: Matrix) -> list[list[float]]:
 def edge_normalisation(space: SearchSpace, beta: Sequence[float]) -> list[float]:
     """PC-DARTS edge weights: per node, a softmax of β over its incoming edges."""
     out: list[float] = []
-    for j in range(space.nodes):
-        rows = [space.edge_row(s, j) for s in range(2 + j)]
+    for rows in space.node_rows():
         out.extend(softmax_rows([[beta[r] for r in rows]])[0])
     return out
 

@@ -36,11 +36,11 @@ from ..runfiles import ALPHA_HISTORY, ENV, GENOTYPE, GENOTYPES, RESULTS, SPACE
 from ..errors import NasgalError
 from ..progress import Reporter
 from ..spec.genotype import Genotype
+from ..spec.space import SearchSpace
 from ..spec.io import atomic_write_text, load, save
 from .derive import derive_genotype, edge_normalisation, summary
 from .config import SearchConfig
 from .heatmap import write_heatmap
-from .space import SearchSpace
 from .step import SearchStep, make_optimizers
 from .supernet import Architecture, Supernet
 
@@ -236,9 +236,7 @@ class SearchStage(Stage[Genotype]):
             kept = set()
             if cell in g.cells:
                 for ed in g.cells[cell].edges:
-                    s = {"c_{k-2}": 0, "c_{k-1}": 1}.get(ed.src, None)
-                    s = s if s is not None else 2 + int(ed.src)
-                    kept.add((self.space.edge_row(s, ed.dst), self.space.ops.index(ed.op)))
+                    kept.add((self.space.edge_row_of(ed.src, ed.dst), self.space.ops.index(ed.op)))
             write_heatmap(
                 self.out / f"alpha_{key}.png", w, self.space.ops, edges,
                 title=f"softmax(alpha_{key}), epoch {self.epoch}", kept=kept,

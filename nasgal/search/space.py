@@ -1,118 +1,22 @@
-"""The search space as data: candidate ops, nodes, cells and sizes of a DARTS supernet.
+"""The packaged default search space, and loading search-space files.
 
-Pure Python (no torch), like :mod:`nasgal.spec`. The DARTS space ships as the default
-(``nasgal/search/spaces/darts.json``, identical to ``spaces/darts.json`` in the repository).
+The model itself, :class:`~nasgal.spec.space.SearchSpace`, is spec data and lives in the spec
+layer. The DARTS space ships as the default (``nasgal/search/spaces/darts.json``, identical to
+``spaces/darts.json`` in the repository).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
 
-from pydantic import Field, PositiveInt, StrictInt, model_validator
-from pydantic_core import PydanticCustomError
-
-from ..spec.base import SpecModel
-from ..spec.cell import INPUTS
-from ..spec.genotype import FORMAT_VERSION
-from ..spec.io import load, register_kind
-from ..spec.ops import KNOWN_OPS
-from ..spec.stack import default_reductions
+from ..spec.io import load
+from ..spec.space import SearchSpace
 
 #: The packaged default search space (DARTS).
 DEFAULT_SPACE_PATH = Path(__file__).parent / "spaces" / "darts.json"
 
-
-class SearchSpace(SpecModel):
-    """What a DARTS search chooses from, and the size of the supernet it trains."""
-
-    schema_: str | None = Field(
-        "../schemas/search_space.schema.json", alias="$schema", description="JSON Schema of this file, for editors."
-    )
-    kind: Literal["search_space"] = Field("search_space", description="File kind tag.")
-    format_version: Literal[1] = Field(FORMAT_VERSION, description="Version of the spec format.")
-    name: str = Field(description="Short name, e.g. 'darts'.")
-    ops: list[str] = Field(
-        description="Candidate ops of every edge, in the order of the alpha columns "
-        "(DARTS: none, max_pool_3x3, avg_pool_3x3, skip_connect, sep_conv_3x3, sep_conv_5x5, dil_conv_3x3, dil_conv_5x5)."
-    )
-    nodes: PositiveInt = Field(4, description="Intermediate nodes per cell; node i reads both cell inputs and nodes 0..i-1.")
-    cells: PositiveInt = Field(8, description="Cell positions of the supernet.")
-    channels: PositiveInt = Field(16, description="Initial cell channels C of the supernet (doubled at each reduction).")
-    stem: Literal["cifar", "stride2"] = Field(
-        "cifar", description="'cifar': 3x3 conv at full resolution; 'stride2': halve the resolution first (large images)."
-    )
-    stem_multiplier: PositiveInt = Field(3, description="Stem output channels as a multiple of C.")
-    reductions: list[StrictInt] | None = Field(
-        None, description="Reduction positions (0-indexed); null: DARTS's rule, positions L//3 and 2L//3."
-    )
-    edges_per_node: PositiveInt = Field(
-        2, description="Incoming edges each node keeps when the genotype is derived (DARTS: 2)."
-    )
-    description: str | None = Field(None, description="Free text.")
-
-    @model_validator(mode="after")
-    def _ops_and_positions_are_valid(self) -> "SearchSpace":
-        problems = self.problems()
-        if problems:
-            raise PydanticCustomError("invalid_network", "{problems}", {"problems": "\n".join(problems)})
-        return self
-
-    def problems(self) -> list[str]:
-        out: list[str] = []
-        for i, op in enumerate(self.ops):
-            if op not in KNOWN_OPS:
-                out.append(f"ops[{i}]: unknown op '{op}'; known ops: {', '.join(KNOWN_OPS)}")
-        dup = sorted({op for op in self.ops if self.ops.count(op) > 1})
-        if dup:
-            out.append(f"ops: {', '.join(dup)} listed more than once")
-        if not [op for op in self.ops if op != "none"]:
-            out.append("ops: a search space needs at least one op other than 'none'")
-        if self.reductions is not None:
-            bad = [r for r in self.reductions if not 0 <= r < self.cells]
-            if bad:
-                out.append(
-                    f"reductions: position(s) {', '.join(map(str, bad))} out of range for {self.cells} cells; "
-                    f"positions are 0..{self.cells - 1} (0-indexed)"
-                )
-            dupr = sorted({r for r in self.reductions if self.reductions.count(r) > 1})
-            if dupr:
-                out.append(f"reductions: position(s) {', '.join(map(str, dupr))} listed more than once")
-        return out
-
-    # Derived views ----------------------------------------------------------------
-    def reduction_positions(self) -> list[int]:
-        return default_reductions(self.cells) if self.reductions is None else sorted(self.reductions)
-
-    @property
-    def num_edges(self) -> int:
-        """Edges of one supernet cell: node i has 2 + i inputs (14 for 4 nodes)."""
-        return sum(2 + i for i in range(self.nodes))
-
-    def edges(self) -> list[tuple[str | int, int]]:
-        """``(src, dst)`` of every supernet edge, in alpha-row order (node by node, inputs first)."""
-        out: list[tuple[str | int, int]] = []
-        for j in range(self.nodes):
-            out.extend((INPUTS[s] if s < 2 else s - 2, j) for s in range(2 + j))
-        return out
-
-    def edge_row(self, src: int, dst: int) -> int:
-        """Alpha row of the edge from source ``src`` (0, 1: cell inputs; 2 + i: node i) into node ``dst``."""
-        if not 0 <= src < 2 + dst:
-            raise ValueError(f"node {dst} has sources 0..{1 + dst}, not {src}")
-        return sum(2 + i for i in range(dst)) + src
-
-    def resized(self, **update) -> "SearchSpace":
-        """A copy with some fields changed (``None`` values are ignored), validated."""
-        from ..spec.io import validate_spec
-
-        data = self.model_dump(by_alias=True)
-        data.update({k: v for k, v in update.items() if v is not None})
-        return validate_spec(SearchSpace, data, source="search space")
-
-
-register_kind("search_space", SearchSpace)
+__all__ = ["DEFAULT_SPACE_PATH", "SearchSpace", "default_space", "load_space"]
 
 
 def default_space() -> SearchSpace:

@@ -41,10 +41,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..compiler.ops import build_op
+from ..compiler.network import stem_modules
+from ..compiler.ops import build_op, shifted_by_one
 from ..errors import NasgalError
+from ..spec.space import SearchSpace
+from ..spec.stem import stem_layers
 from .bn import KeepOutputBatchNorm2d
-from .space import SearchSpace
 
 Arch = Mapping[str, torch.Tensor]
 
@@ -241,7 +243,7 @@ class SourceBatch(nn.Module):
         if self.skip_col is not None:
             add(x)
         if self.fr_col is not None:
-            shifted = F.pad(r[:, :, 1:, 1:], (0, 1, 0, 1))
+            shifted = shifted_by_one(r)
             a = grouped_pointwise(r, self.fr1.weight, n_s, 2).unflatten(1, (n_s, n_t, 1, c // 2))
             b = grouped_pointwise(shifted, self.fr2.weight, n_s, 2).unflatten(1, (n_s, n_t, 1, c // 2))
             add(self.fr_bn(torch.cat([a, b], dim=3).flatten(1, 4)))
@@ -330,7 +332,7 @@ class SearchCell(nn.Module):
         """``[B, 2c, H, W]``: the two preprocessed inputs side by side."""
         if self.reduction_prev:
             r0 = F.relu(s0)
-            shifted = F.pad(r0[:, :, 1:, 1:], (0, 1, 0, 1))
+            shifted = shifted_by_one(r0)
             parts = [self.pre0_a(r0), self.pre0_b(shifted)]
         else:
             parts = [self.pre0(F.relu(s0))]
@@ -388,16 +390,7 @@ class Supernet(nn.Module):
         self.space, self.partial = space, partial
         c = space.channels
         cs = space.stem_multiplier * c
-        if space.stem == "cifar":
-            self.stem = nn.Sequential(nn.Conv2d(in_channels, cs, 3, padding=1, bias=False), nn.BatchNorm2d(cs))
-        else:  # halve the resolution first (large images)
-            self.stem = nn.Sequential(
-                nn.Conv2d(in_channels, cs, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(cs),
-                nn.ReLU(inplace=True),
-                nn.Conv2d(cs, cs, 3, padding=1, bias=False),
-                nn.BatchNorm2d(cs),
-            )
+        self.stem = stem_modules(stem_layers(space.stem, in_channels, c, space.stem_multiplier).first)
         reductions = set(space.reduction_positions())
         c_pp, c_p, c_cur = cs, cs, c
         reduction_prev = False
@@ -432,11 +425,7 @@ class Supernet(nn.Module):
 
     def edge_normalisation(self, beta: torch.Tensor) -> torch.Tensor:
         """Per node, a softmax of β over the node's incoming edges -> ``[edges]``."""
-        out, start = [], 0
-        for j in range(self.space.nodes):
-            out.append(torch.softmax(beta[start : start + 2 + j], dim=0))
-            start += 2 + j
-        return torch.cat(out)
+        return torch.cat([torch.softmax(beta[rows.start : rows.stop], dim=0) for rows in self.space.node_rows()])
 
     def mixing_weights(self, alpha: torch.Tensor, beta: torch.Tensor | None, cell: SearchCell) -> torch.Tensor:
         """Every weight matrix that ``cell`` (and every cell of its type) mixes with, as one

@@ -7,8 +7,9 @@ from .costs import NetworkCost, PositionCost, count_macs, count_params, network_
 from .genotype import Genotype, Provenance
 from .graph import canonical_hash, live_nodes, same_graph, to_networkx, topological_order
 from .library import library, resolve_spec_path
-from .io import KINDS, atomic_write_text, dumps, load, parse_spec, register_kind, save, spec_hash, validate_spec
+from .io import KINDS, SpecFile, atomic_write_text, dumps, load, parse_spec, save, spec_hash, validate_spec
 from .network import Auxiliary, CifarStem, ImageNetStem, InputSpec, Network, Position, Pruning, Stride2Stem
+from .space import SearchSpace
 from .ops import DARTS_OPS, KNOWN_OPS, OP_COSTS
 from .plan import CellPlan, EdgePlan, NetworkPlan, plan_network
 from .stack import default_reductions, stack

@@ -14,7 +14,6 @@ from .ops import (
     factorized_reduce_macs,
     factorized_reduce_params,
     op_cost,
-    out_size,
     relu_conv_bn_macs,
     relu_conv_bn_params,
 )
@@ -63,20 +62,14 @@ def _conv(c_in: int, c_out: int, k: int, size_out: tuple[int, int]) -> tuple[int
     return c_in * c_out * k * k + 2 * c_out, size_out[0] * size_out[1] * c_in * c_out * k * k
 
 
-def stem_cost(stem: StemPlan, in_channels: int, size: tuple[int, int], c: int) -> tuple[int, int]:
-    if stem.kind == "cifar":
-        return _conv(in_channels, stem.c_out[1], 3, stem.size_out[1])
-    if stem.kind == "stride2":
-        p1, m1 = _conv(in_channels, stem.c_out[1], 3, stem.size_out[1])
-        p2, m2 = _conv(stem.c_out[1], stem.c_out[1], 3, stem.size_out[1])
-        return p1 + p2, m1 + m2
-    if stem.kind == "imagenet":
-        half = (out_size(size[0], 2), out_size(size[1], 2))
-        p1, m1 = _conv(in_channels, c // 2, 3, half)
-        p2, m2 = _conv(c // 2, c, 3, stem.size_out[0])
-        p3, m3 = _conv(c, c, 3, stem.size_out[1])
-        return p1 + p2 + p3, m1 + m2 + m3
-    raise ValueError(f"unknown stem kind {stem.kind!r}")
+def stem_cost(stem: StemPlan) -> tuple[int, int]:
+    """(params, MACs) of the stem's layers."""
+    params = macs = 0
+    for conv, size in zip((*stem.layers.first, *stem.layers.second), stem.sizes):
+        p, m = _conv(conv.c_in, conv.c_out, 3, size)
+        params += p
+        macs += m
+    return params, macs
 
 
 def cell_cost(cp: CellPlan) -> tuple[int, int]:
@@ -106,7 +99,7 @@ def aux_head_params(c_in: int, classes: int) -> int:
 def network_cost(net: "Network", plan: NetworkPlan | None = None) -> NetworkCost:
     """Per-position and total parameters and MACs of ``net``."""
     plan = plan or plan_network(net)
-    sp, sm = stem_cost(plan.stem, net.input.channels, net.input.size, net.channels)
+    sp, sm = stem_cost(plan.stem)
     cells = []
     for cp in plan.cells:
         p, m = cell_cost(cp)

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError
-from .cell import INPUTS, Cell, Edge
+from .cell import Cell, Edge, ref_of_state, state_of_ref
 from .genotype import Genotype, Provenance
 from .graph import topological_order
 from .io import validate_spec
@@ -55,7 +55,8 @@ DEFAULT_NAME = "imported"
 
 
 def _where(node: ast.AST) -> str:
-    return f"line {node.lineno} column {node.col_offset + 1}"
+    """``line L column C`` of a node (1-based columns, as editors count)."""
+    return f"line {getattr(node, 'lineno', 0)} column {getattr(node, 'col_offset', 0) + 1}"
 
 
 def _fail(node: ast.AST | None, message: str, source: str | None) -> SpecError:
@@ -110,7 +111,7 @@ def _pairs(node: ast.AST, what: str, source: str | None) -> list[tuple[str, int,
     """A list of ``(op, input)`` pairs; each with its AST node for error locations."""
     if not isinstance(node, (ast.List, ast.Tuple)):
         raise _fail(node, f"{what}: expected a list of (op, input) pairs, got {ast.unparse(node)!r}", source)
-    out = []
+    out: list[tuple[str, int, ast.AST]] = []
     for i, elt in enumerate(node.elts):
         if not (isinstance(elt, (ast.Tuple, ast.List)) and len(elt.elts) == 2):
             raise _fail(elt, f"{what}[{i}]: expected an (op, input) pair, got {ast.unparse(elt)!r}", source)
@@ -192,7 +193,7 @@ def _find_calls(module: ast.Module) -> tuple[dict[str, ast.Call], list[ast.Call]
     aliases: dict[str, str] = {}
     anonymous: list[ast.Call] = []
     for stmt in module.body:
-        targets: list[ast.AST] = []
+        targets: list[ast.expr] = []
         value: ast.AST | None = None
         if isinstance(stmt, ast.Assign):
             targets, value = stmt.targets, stmt.value
@@ -237,9 +238,9 @@ def _select(text: str, name: str | None, source: str | None, strict: bool = True
         if name.lower() in lower:
             real = lower[name.lower()]
             return named[real], real
-        calls = {id(c): c for c in [*named.values(), *anonymous]}
-        if not strict and len(calls) == 1:
-            return next(iter(calls.values())), name
+        distinct_calls = {id(c): c for c in [*named.values(), *anonymous]}
+        if not strict and len(distinct_calls) == 1:
+            return next(iter(distinct_calls.values())), name
         raise SpecError(
             [("", f"no genotype named {name!r}; found {', '.join(named)}")],
             source=source,
@@ -273,10 +274,6 @@ def _select(text: str, name: str | None, source: str | None, strict: bool = True
 # --------------------------------------------------------------------------------------
 # DARTS lists <-> cells
 # --------------------------------------------------------------------------------------
-
-
-def _src(index: int) -> int | str:
-    return INPUTS[index] if index < 2 else index - 2
 
 
 class DartsEncodingError(ValueError):
@@ -314,12 +311,12 @@ def cell_from_darts(pairs: list[tuple[str, int]], concat: list[int], what: str =
                 what,
                 k,
             )
-        edges.append({"src": _src(index), "dst": node, "op": op})
+        edges.append({"src": ref_of_state(index), "dst": node, "op": op})
     out_concat = []
     for i, state in enumerate(concat):
         if state in (0, 1):
             raise DartsEncodingError(
-                f"{what}_concat[{i}]: state {state} is the cell input {INPUTS[state]}; "
+                f"{what}_concat[{i}]: state {state} is the cell input {ref_of_state(state)}; "
                 "nasgal concatenates intermediate nodes only (states 2 and up)",
                 what + "_concat",
                 i,
@@ -395,16 +392,17 @@ def _from_call(call: ast.Call, name: str, provenance: dict, source: str | None) 
             edges=[Edge.model_construct(**e) for e in data["edges"]],
             concat=data["concat"],
         )
-        for msg in cell.problems():
-            m = re.match(r"edges\[(\d+)\] \([^)]*\)*: ", msg)
+        for loc, msg in cell.problems():
+            m = re.fullmatch(r"edges\[(\d+)\]", loc)
             if m:
                 k = int(m.group(1))
                 op, idx, at = values[field][k] + (nodes[field][k],)
-                problems.append((_where(at), f"{field}[{k}] ({op!r}, {idx}): {msg[m.end():]}"))
-            elif msg.startswith("concat"):
+                msg = msg.removeprefix(cell.edges[k].describe() + ": ")
+                problems.append((_where(at), f"{field}[{k}] ({op!r}, {idx}): {msg}"))
+            elif loc.startswith("concat"):
                 at = c.args[field + "_concat"]
-                problems.append((_where(at), f"{field}_{msg} (node j is state 2+j)"))
-            else:
+                problems.append((_where(at), f"{field}_{loc}: {msg} (node j is state 2+j)"))
+            else:  # the DARTS text has no node list: say which cell
                 problems.append((_where(c.args[field]), f"{field}: {msg}"))
     if problems:
         raise SpecError(problems, source=source)
@@ -490,8 +488,7 @@ def cell_to_darts(cell: Cell, what: str = "cell") -> tuple[list[tuple[str, int]]
     if problems:
         raise ValueError("; ".join(problems))
     c = darts_form(cell)
-    state = {name: i for i, name in enumerate(INPUTS)}
-    pairs = [(e.op, state[e.src] if isinstance(e.src, str) else e.src + 2) for e in c.edges]
+    pairs = [(e.op, state_of_ref(e.src)) for e in c.edges]
     return pairs, [n + 2 for n in c.concat]
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import Field, field_validator
 
 from .base import SpecModel
 from .cell import Cell
 
-FORMAT_VERSION = 1
+FORMAT_VERSION: Final = 1
 
 
 class Provenance(SpecModel):

@@ -12,6 +12,7 @@ import warnings
 from typing import TYPE_CHECKING, Iterable
 
 import networkx as nx
+from networkx.algorithms.isomorphism import MultiDiGraphMatcher
 
 from .cell import INPUTS, OUTPUT
 
@@ -104,9 +105,17 @@ def canonical_hash(cell: "Cell") -> str:
     return hashlib.sha256(wl.encode()).hexdigest()[:16]
 
 
-def same_graph(a: "Cell", b: "Cell") -> bool:
-    """True iff the cells are the same graph up to the numbering of intermediate nodes."""
+def renumbering(a: "Cell", b: "Cell") -> dict[int, int] | None:
+    """A mapping of ``a``'s intermediate nodes onto ``b``'s under which the two cells are the same
+    graph (inputs onto the same inputs, the same ops on every edge, the same output concat
+    set), or None when there is none. Deterministic for given cells."""
+    if len(a.nodes) != len(b.nodes) or len(a.edges) != len(b.edges):
+        return None
     ga, gb = to_networkx(a), to_networkx(b)
+    # inputs must map to the same inputs: tag them with their names
+    for g in (ga, gb):
+        for name in INPUTS:
+            g.nodes[name]["role"] = f"input:{name}"
 
     def node_match(x: dict, y: dict) -> bool:
         return x["role"] == y["role"]
@@ -114,8 +123,12 @@ def same_graph(a: "Cell", b: "Cell") -> bool:
     def edge_match(x: dict, y: dict) -> bool:  # multigraph: dicts keyed by edge key
         return sorted(d["op"] for d in x.values()) == sorted(d["op"] for d in y.values())
 
-    # inputs must map to the same inputs: tag them with their names
-    for g in (ga, gb):
-        for name in INPUTS:
-            g.nodes[name]["role"] = f"input:{name}"
-    return nx.is_isomorphic(ga, gb, node_match=node_match, edge_match=edge_match)
+    matcher = MultiDiGraphMatcher(ga, gb, node_match=node_match, edge_match=edge_match)
+    for mapping in matcher.isomorphisms_iter():
+        return {n: mapping[n] for n in a.nodes}
+    return None
+
+
+def same_graph(a: "Cell", b: "Cell") -> bool:
+    """True iff the cells are the same graph up to the numbering of intermediate nodes."""
+    return renumbering(a, b) is not None

@@ -7,34 +7,27 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, TypeVar
+from types import MappingProxyType
+from typing import Annotated, Any, Mapping, TypeVar, Union, get_args
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
-from ..errors import NasgalError, SpecError
+from ..errors import NasgalError, Problem, SpecError, join_location
+from .base import SPEC_PROBLEMS
 from .genotype import Genotype
 from .network import Network
+from .space import SearchSpace
 
 M = TypeVar("M", bound=BaseModel)
 
-#: File kinds by their ``kind`` tag. Other packages may register more (e.g. search spaces).
-KINDS: dict[str, type[BaseModel]] = {"genotype": Genotype, "network": Network}
+#: Every spec file kind, told apart by its ``kind`` tag. A new kind is a model in the spec
+#: layer added here (and gets a committed JSON Schema from ``nasgal schema``).
+SpecFile = Annotated[Union[Genotype, Network, SearchSpace], Field(discriminator="kind")]
 
-
-def register_kind(kind: str, model: type[BaseModel]) -> None:
-    if kind in KINDS and KINDS[kind] is not model:
-        raise ValueError(f"spec kind {kind!r} is already registered")
-    KINDS[kind] = model
-
-
-def _import_kind_modules() -> None:
-    """Import the modules that register further kinds (e.g. search spaces), on demand."""
-    import importlib
-
-    from .schemas import KIND_MODULES
-
-    for name in KIND_MODULES:
-        importlib.import_module(name)
+#: File kinds by their ``kind`` tag, read off :data:`SpecFile`.
+KINDS: Mapping[str, type[BaseModel]] = MappingProxyType(
+    {m.model_fields["kind"].default: m for m in get_args(get_args(SpecFile)[0])}
+)
 
 
 def _loc(parts: tuple) -> str:
@@ -54,29 +47,36 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def problems_of(err: ValidationError) -> list[tuple[str, str]]:
-    """``(location, message)`` pairs of a pydantic error, one per problem, union branches merged."""
+def problems_of(err: ValidationError) -> list[Problem]:
+    """One :class:`~nasgal.errors.Problem` per problem of a pydantic error, union branches merged.
+
+    A model's own problems (cells, networks, search spaces) arrive as one pydantic entry that
+    carries them all; each becomes its own problem, at its place inside that model.
+    """
     merged: dict[str, list[str]] = {}
     for e in err.errors(include_url=False):
         loc = _loc(e["loc"])
-        if e["type"] in ("invalid_cell", "invalid_network"):
-            msgs = e["ctx"]["problems"].split("\n")
-        else:
-            msg = e["msg"]
-            if e["type"] == "extra_forbidden":
-                msg = "unknown field (not part of the spec; check the spelling)"
-            elif e["type"] not in ("missing",) and not isinstance(e.get("input"), (dict, list)):
-                msg = f"{msg} (got {_short(e.get('input'))})"
-            msgs = [msg]
+        if e["type"] == SPEC_PROBLEMS:
+            for inner, msg in e["ctx"]["problems"]:
+                bucket = merged.setdefault(join_location(loc, inner), [])
+                if msg not in bucket:
+                    bucket.append(msg)
+            continue
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field (not part of the spec; check the spelling)"
+        elif e["type"] not in ("missing",) and not isinstance(e.get("input"), (dict, list)):
+            msg = f"{msg} (got {_short(e.get('input'))})"
         bucket = merged.setdefault(loc, [])
-        bucket.extend(m for m in msgs if m not in bucket)
-    out: list[tuple[str, str]] = []
+        if msg not in bucket:
+            bucket.append(msg)
+    out: list[Problem] = []
     for loc, msgs in merged.items():
         inline = [m for m in msgs if m.startswith("Input should")]
         rest = [m for m in msgs if not m.startswith("Input should")]
         if inline:
-            out.append((loc, " or ".join(inline)))
-        out.extend((loc, m) for m in rest)
+            out.append(Problem(loc, " or ".join(inline)))
+        out.extend(Problem(loc, m) for m in rest)
     return out
 
 
@@ -93,9 +93,7 @@ def parse_spec(data: Any, source: str | None = None) -> BaseModel:
     if not isinstance(data, dict):
         raise SpecError([("", f"expected a JSON object, got {type(data).__name__}")], source=source)
     kind = data.get("kind")
-    if kind not in KINDS:
-        _import_kind_modules()
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         known = ", ".join(sorted(KINDS))
         what = "missing" if kind is None else f"unknown kind {kind!r}"
         raise SpecError([("kind", f"{what}; expected one of {known}")], source=source)
@@ -140,7 +138,8 @@ def dumps(spec: BaseModel) -> str:
     return json.dumps(spec.model_dump(mode="json", by_alias=True, exclude_none=True), indent=2) + "\n"
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process's file-creation mask (read without changing it)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -161,7 +160,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, NonNegativeFloat, PositiveInt, StrictInt, model_validator
-from pydantic_core import PydanticCustomError
-
-from .base import SpecModel
-from .cell import Cell, fmt_ids
+from ..errors import Problem
+from .base import SpecModel, raise_problems
+from .cell import Cell, fmt_ids, repeated
 from .genotype import FORMAT_VERSION, Provenance
+from .stem import StemLayers, stem_layers
 
 
 class CifarStem(SpecModel):
@@ -17,6 +17,9 @@ class CifarStem(SpecModel):
 
     kind: Literal["cifar"] = Field("cifar", description="Stem kind tag: the DARTS CIFAR stem.")
     multiplier: PositiveInt = Field(3, description="Stem output channels as a multiple of C.")
+
+    def layers(self, in_channels: int, channels: int) -> StemLayers:
+        return stem_layers(self.kind, in_channels, channels, self.multiplier)
 
 
 class Stride2Stem(SpecModel):
@@ -28,6 +31,9 @@ class Stride2Stem(SpecModel):
     kind: Literal["stride2"] = Field("stride2", description="Stem kind tag: stride-2 conv first (large images).")
     multiplier: PositiveInt = Field(3, description="Stem output channels as a multiple of C.")
 
+    def layers(self, in_channels: int, channels: int) -> StemLayers:
+        return stem_layers(self.kind, in_channels, channels, self.multiplier)
+
 
 class ImageNetStem(SpecModel):
     """DARTS ImageNet stem: two stride-2 convs (to C/2 then C), then one more stride-2 conv.
@@ -36,6 +42,14 @@ class ImageNetStem(SpecModel):
     """
 
     kind: Literal["imagenet"] = Field("imagenet", description="Stem kind tag: the DARTS ImageNet stem.")
+
+    def layers(self, in_channels: int, channels: int) -> StemLayers:
+        return stem_layers(self.kind, in_channels, channels)
+
+
+def default_reductions(cells: int) -> list[int]:
+    """DARTS's rule: reduction cells at positions L//3 and 2L//3 (0-indexed)."""
+    return sorted({cells // 3, 2 * cells // 3}) if cells >= 3 else []
 
 
 Stem = Annotated[Union[CifarStem, Stride2Stem, ImageNetStem], Field(discriminator="kind")]
@@ -102,48 +116,45 @@ class Network(SpecModel):
 
     @model_validator(mode="after")
     def _positions_are_consistent(self) -> "Network":
-        problems = self.problems()
-        if problems:
-            raise PydanticCustomError("invalid_network", "{problems}", {"problems": "; ".join(problems)})
+        raise_problems(self.problems())
         return self
 
-    def problems(self) -> list[str]:
-        out: list[str] = []
+    def problems(self) -> list[Problem]:
+        """Every problem of the stack (positions, masks, connectivity), each at its place."""
+        out: list[Problem] = []
         if not self.positions:
-            out.append("positions: a network needs at least one cell position")
+            out.append(Problem("positions", "a network needs at least one cell position"))
         if self.drop_path >= 1:
-            out.append(f"drop_path: {self.drop_path} must be below 1")
+            out.append(Problem("drop_path", f"{self.drop_path} must be below 1"))
         for p, pos in enumerate(self.positions):
             cell = self.cells.get(pos.cell)
             if cell is None:
-                out.append(
-                    f"positions[{p}].cell: '{pos.cell}' is not a cell of this network; "
-                    f"cells are {', '.join(sorted(self.cells)) or '(none)'}"
-                )
+                out.append(Problem(
+                    f"positions[{p}].cell",
+                    f"'{pos.cell}' is not a cell of this network; cells are {', '.join(sorted(self.cells)) or '(none)'}",
+                ))
                 continue
             nodes = set(cell.nodes)
             if pos.kept is not None:
                 bad = [n for n in pos.kept if n not in nodes]
                 if bad:
-                    out.append(
-                        f"positions[{p}].kept: {fmt_ids(bad)} not node(s) of cell '{pos.cell}'; "
-                        f"nodes are {fmt_ids(cell.nodes)}"
-                    )
-                dup = sorted({n for n in pos.kept if pos.kept.count(n) > 1})
+                    out.append(Problem(
+                        f"positions[{p}].kept",
+                        f"{fmt_ids(bad)} not node(s) of cell '{pos.cell}'; nodes are {fmt_ids(cell.nodes)}",
+                    ))
+                dup = repeated(pos.kept)
                 if dup:
-                    out.append(f"positions[{p}].kept: node(s) {fmt_ids(dup)} listed more than once")
+                    out.append(Problem(f"positions[{p}].kept", f"node(s) {fmt_ids(dup)} listed more than once"))
             if pos.mask is not None:
                 bad = [n for n in pos.mask if n not in nodes]
                 if bad:
-                    out.append(
-                        f"positions[{p}].mask: {fmt_ids(bad)} not node(s) of cell '{pos.cell}'; "
-                        f"nodes are {fmt_ids(cell.nodes)}"
-                    )
+                    out.append(Problem(
+                        f"positions[{p}].mask",
+                        f"{fmt_ids(bad)} not node(s) of cell '{pos.cell}'; nodes are {fmt_ids(cell.nodes)}",
+                    ))
         n = len(self.positions)
         if self.auxiliary is not None and not 0 <= self.auxiliary.position < n:
-            out.append(
-                f"auxiliary.position: {self.auxiliary.position} is out of range; positions are 0..{n - 1}"
-            )
+            out.append(Problem("auxiliary.position", f"{self.auxiliary.position} is out of range; positions are 0..{n - 1}"))
         if out:
             return out
         from .plan import connectivity_problems

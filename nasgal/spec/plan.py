@@ -3,7 +3,7 @@
 Both the compiler (torch modules) and the cost model (parameters, MACs) interpret this
 plan, so they cannot disagree about the architecture. Pure Python, no torch.
 
-Dead-signal rules (DESIGN.md §4): a node is live iff it is kept and one of its sources is
+Dead-signal rules (docs/design.md, "What pruning a node means"): a node is live iff it is kept and one of its sources is
 live; only edges from live sources into live nodes are built; a cell's output is the
 concat of its live concat nodes; a cell with no live output is dead, keeps its place in the
 resolution and channel schedule, and the cells reading it lose that input. An input
@@ -15,9 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from ..errors import Problem
 from .cell import INPUTS, NodeRef
 from .graph import live_nodes
 from .ops import out_size
+from .stem import StemLayers
 
 if TYPE_CHECKING:
     from .network import Network
@@ -64,6 +66,8 @@ class StemPlan:
     c_out: tuple[int, int]  # channels of the two states the stem provides (k-2, k-1 of cell 0)
     size_out: tuple[Size, Size]
     reduction_prev: bool
+    layers: StemLayers  # what gets built (nasgal.spec.stem)
+    sizes: tuple[Size, ...] = ()  # output size of each layer, first then second
 
 
 @dataclass(frozen=True)
@@ -79,20 +83,17 @@ def _half(s: Size) -> Size:
 
 
 def _stem_plan(net: "Network") -> StemPlan:
-    h, w = net.input.size
-    c = net.channels
-    kind = net.stem.kind
-    if kind == "cifar":
-        ch = net.stem.multiplier * c
-        return StemPlan(kind, (ch, ch), ((h, w), (h, w)), False)
-    if kind == "stride2":
-        ch = net.stem.multiplier * c
-        s = _half((h, w))
-        return StemPlan(kind, (ch, ch), (s, s), False)
-    if kind == "imagenet":
-        s0 = _half(_half((h, w)))
-        return StemPlan(kind, (c, c), (s0, _half(s0)), True)
-    raise ValueError(f"unknown stem kind {kind!r}")
+    layers = net.stem.layers(net.input.channels, net.channels)
+    size: Size = net.input.size
+    sizes: list[Size] = []
+    outs: list[Size] = []
+    for branch in (layers.first, layers.second):
+        for conv in branch:
+            size = (out_size(size[0], conv.stride), out_size(size[1], conv.stride))
+            sizes.append(size)
+        outs.append(size)
+    s0, s1 = layers.strides
+    return StemPlan(net.stem.kind, layers.out_channels, (outs[0], outs[1]), s1 != s0, layers, tuple(sizes))
 
 
 def plan_network(net: "Network") -> NetworkPlan:
@@ -117,8 +118,8 @@ def plan_network(net: "Network") -> NetworkPlan:
             if e.dst in live_set and e.src in live_set
         )
         read = {e.src for e in edges}
-        pre0 = ("fr" if reduction_prev else "conv") if INPUTS[0] in read else None
-        pre1 = "conv" if INPUTS[1] in read else None
+        pre0: Literal["fr", "conv"] | None = ("fr" if reduction_prev else "conv") if INPUTS[0] in read else None
+        pre1: Literal["conv"] | None = "conv" if INPUTS[1] in read else None
         concat = tuple(n for n in cell.concat if n in live_set)
         size_out = _half(size_in[1]) if pos.reduction else size_in[1]
         plan = CellPlan(
@@ -146,20 +147,21 @@ def plan_network(net: "Network") -> NetworkPlan:
     return NetworkPlan(stem, tuple(cells), states_c[-1], aux)
 
 
-def connectivity_problems(net: "Network") -> list[str]:
+def connectivity_problems(net: "Network") -> list[Problem]:
     """Why the network cannot produce logits (empty when it can)."""
     plan = plan_network(net)
-    out: list[str] = []
+    out: list[Problem] = []
     last = plan.cells[-1]
     if last.dead:
         dead = [str(cp.position) for cp in plan.cells if cp.dead]
-        out.append(
+        out.append(Problem(
+            "",
             f"network is disconnected: position {last.position} ('{last.cell}') has no live node in its "
             f"output, so the classifier has no input (dead positions: {', '.join(dead)}); keep at least "
-            "one node whose inputs are live"
-        )
-    if plan.aux is not None and plan.aux[0] == 0:
-        out.append(
-            f"auxiliary.position: position {net.auxiliary.position} is dead, so the auxiliary head has no input"
-        )
+            "one node whose inputs are live",
+        ))
+    if plan.aux is not None and plan.aux[0] == 0 and net.auxiliary is not None:
+        out.append(Problem(
+            "auxiliary.position", f"position {net.auxiliary.position} is dead, so the auxiliary head has no input"
+        ))
     return out

@@ -8,7 +8,6 @@ two-space indent, trailing newline.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from pathlib import Path
@@ -20,11 +19,6 @@ from .io import KINDS, atomic_write_text
 
 #: JSON Schema dialect pydantic generates.
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
-
-#: Modules that register more spec kinds (``nasgal.spec.io.register_kind``) and import no
-#: torch. They are imported before generating, so the set of schemas never depends on what
-#: else happened to be imported. Add yours here when you register a kind.
-KIND_MODULES: list[str] = ["nasgal.search.space"]
 
 #: Default output folder: ``schemas/`` of the repository.
 REPO_SCHEMAS = Path(__file__).resolve().parent.parent.parent / "schemas"
@@ -46,9 +40,7 @@ def _describe_tags(node: Any) -> None:
 
 
 def registered_kinds() -> dict[str, type[BaseModel]]:
-    """Every spec kind with a torch-free model, after importing :data:`KIND_MODULES`."""
-    for mod in KIND_MODULES:
-        importlib.import_module(mod)
+    """Every spec file kind and its model (the members of :data:`nasgal.spec.io.SpecFile`), by tag."""
     return {k: KINDS[k] for k in sorted(KINDS)}
 
 
@@ -112,7 +104,6 @@ def write_schemas(out_dir: str | os.PathLike = REPO_SCHEMAS) -> list[Path]:
 
 
 __all__ = [
-    "KIND_MODULES",
     "REPO_SCHEMAS",
     "dumps_schema",
     "generate_schemas",

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Literal
+from typing import Iterable
 
 from ..errors import SpecError
 from .genotype import Genotype
 from .io import validate_spec
-from .network import Network
+from .network import Network, default_reductions
+from .stem import StemKind
 
-StemKind = Literal["cifar", "stride2", "imagenet"]
 
-
-def default_reductions(cells: int) -> list[int]:
-    """DARTS's rule: reduction cells at positions L//3 and 2L//3 (0-indexed)."""
-    return sorted({cells // 3, 2 * cells // 3}) if cells >= 3 else []
+__all__ = ["StemKind", "default_reductions", "stack"]
 
 
 def stack(
