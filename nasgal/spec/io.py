@@ -65,6 +65,8 @@ def problems_of(err: ValidationError) -> list[Problem]:
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown field (not part of the spec; check the spelling)"
+        elif e["type"] == "value_error" and "error" in e.get("ctx", {}):
+            msg = str(e["ctx"]["error"])  # a validator's own words, without pydantic's "Value error, "
         elif e["type"] not in ("missing",) and not isinstance(e.get("input"), (dict, list)):
             msg = f"{msg} (got {_short(e.get('input'))})"
         bucket = merged.setdefault(loc, [])
