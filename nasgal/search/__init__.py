@@ -7,8 +7,7 @@ first use, so ``import nasgal.search`` stays light.
 
 from __future__ import annotations
 
-from typing import Any
-
+from ..lazy import lazy_exports
 from .derive import derive_cell, derive_genotype, edge_normalisation, softmax_rows, summary
 from .space import DEFAULT_SPACE_PATH, SearchSpace, default_space, load_space
 
@@ -28,12 +27,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [
