@@ -7,11 +7,8 @@ the CLI's error boundary (``nasgal.cli.main``).
 
 from __future__ import annotations
 
-import functools
-import inspect
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -20,7 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import NasgalError, SpecError
-from ..spec import Genotype, Network, load, network_cost, stack
+from ..spec import Genotype, Network, load, stack
+from ..spec.costs import cost_report, network_cost
 from ..spec.darts_text import parse_darts, read_darts_file, to_darts
 from ..spec.io import dumps
 from ..spec.library import library, resolve_spec_path
@@ -215,27 +213,9 @@ STACK_OPTIONS: dict[str, Any] = {
 SIZE_OPTIONS = ("cells", "channels", "classes", "in_channels", "input_size")
 
 
-def with_stack_options(command: Callable[..., int]) -> Callable[..., int]:
-    """Declare the :data:`STACK_OPTIONS` in place of ``command``'s ``opts`` parameter.
-
-    Typer sees the options as parameters where ``opts`` stood; ``command`` gets them as one
-    dict ``opts`` (None for an option not given).
-    """
-    sig = inspect.signature(command, eval_str=True)
-    params = list(sig.parameters.values())
-    at = [p.name for p in params].index("opts")
-    options = [
-        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=annotation)
-        for name, annotation in STACK_OPTIONS.items()
-    ]
-
-    @functools.wraps(command)
-    def wrapper(**kwargs: Any) -> int:
-        opts = {name: kwargs.pop(name) for name in STACK_OPTIONS}
-        return command(opts=opts, **kwargs)
-
-    wrapper.__signature__ = sig.replace(parameters=[*params[:at], *options, *params[at + 1 :]])  # type: ignore[attr-defined]
-    return wrapper
+def _stack_opts(values: dict[str, Any]) -> dict[str, Any]:
+    """The stacking options among a command's arguments (``locals()``), by name."""
+    return {name: values[name] for name in STACK_OPTIONS}
 
 
 STEMS = STEM_KINDS
@@ -273,61 +253,19 @@ def _stack(genotype: Genotype, vals: dict[str, Any], stem_kind: StemKind) -> Net
     )
 
 
-@with_stack_options
 def stack_cmd(
     genotype: Annotated[str, typer.Argument(help="Genotype file or library name (e.g. darts_v2).", show_default=False)],
-    opts: dict[str, Any],
+    cells: CellsOpt = None, channels: ChannelsOpt = None, classes: ClassesOpt = None, in_channels: InChOpt = None,
+    input_size: SizeOpt = None, reductions: RedOpt = None, stem: StemOpt = None, auxiliary: AuxOpt = None,
+    drop_path: DropOpt = None, name: NameOpt = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the network JSON here (default: stdout).")] = None,
 ) -> int:
     """Stack a genotype's cells into a network spec."""
+    opts = _stack_opts(locals())
     g = load(resolve_spec_path(genotype), Genotype)
     net = _stack_from_options(g, opts, {})
     _emit(dumps(net), out, _summary(net))
     return 0
-
-
-def compile_report(net: Network, module_params: int | None = None) -> dict[str, Any]:
-    """The JSON summary of ``nasgal compile --json`` (costs from the spec)."""
-    from ..spec.plan import plan_network
-
-    plan = plan_network(net)
-    cost = network_cost(net, plan)
-    cells = [
-        {
-            "position": c.position,
-            "type": "reduction" if c.reduction else "normal",
-            "cell": c.cell,
-            "live_nodes": list(c.live),
-            "out_channels": c.out_channels,
-            "size": list(c.size_out),
-            "params": c.params,
-            "macs": c.macs,
-            "dead": c.dead,
-        }
-        for c in cost.cells
-    ]
-    return {
-        "name": net.name,
-        "params": cost.params,
-        "macs": cost.macs,
-        "cells": cells,
-        "stem": {
-            "kind": net.stem.kind,
-            "in_channels": net.input.channels,
-            "size_in": list(net.input.size),
-            "out_channels": plan.stem.c_out[1],
-            "size": list(plan.stem.size_out[1]),
-            "params": cost.stem_params,
-            "macs": cost.stem_macs,
-        },
-        "head": {
-            "in_channels": plan.classifier_in,
-            "classes": net.classes,
-            "params": cost.head_params,
-            "macs": cost.head_macs,
-        },
-        "aux_params": cost.aux_params,
-    }
 
 
 def _size(s: list[int]) -> str:
@@ -358,16 +296,18 @@ def _print_table(rep: dict[str, Any], net: Network) -> None:
                   "(training only, not in the total)")
 
 
-@with_stack_options
 def compile_cmd(
     spec: Annotated[str, typer.Argument(help="Network file, or a genotype file or library name to stack.", show_default=False)],
-    opts: dict[str, Any],
+    cells: CellsOpt = None, channels: ChannelsOpt = None, classes: ClassesOpt = None, in_channels: InChOpt = None,
+    input_size: SizeOpt = None, reductions: RedOpt = None, stem: StemOpt = None, auxiliary: AuxOpt = None,
+    drop_path: DropOpt = None, name: NameOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout instead of the table.")] = False,
 ) -> int:
     """Build the torch module of a spec and summarise it per cell position.
 
     A bare genotype is stacked as the DARTS CIFAR-10 evaluation network (20 cells, C=36, 10 classes, 32x32x3); stacking options override those sizes.
     """
+    opts = _stack_opts(locals())
     loaded = load_spec_arg(spec)
     given = {k: v for k, v in opts.items() if v is not None}
     if isinstance(loaded, Network):
@@ -401,7 +341,7 @@ def compile_cmd(
 
     module = compile_network(net)
     module_params = sum(p.numel() for p in module.parameters())
-    rep = compile_report(net)
+    rep = cost_report(net)
     expected = rep["params"] + rep["aux_params"]
     if module_params != expected:
         raise NasgalError(

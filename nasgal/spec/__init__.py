@@ -2,8 +2,8 @@
 
 from .base import SpecModel
 from .cell import INPUTS, OUTPUT, Cell, Edge
-from .darts_text import parse_darts, read_darts_file, to_darts
-from .costs import NetworkCost, PositionCost, count_macs, count_params, network_cost
+from .darts_text import genotype_from_darts, parse_darts, read_darts_file, to_darts
+from .costs import NetworkCost, PositionCost, cost_report, count_macs, count_params, network_cost
 from .genotype import Genotype, Provenance
 from .graph import canonical_hash, live_nodes, same_graph, to_networkx, topological_order
 from .library import library, resolve_spec_path

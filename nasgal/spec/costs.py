@@ -8,7 +8,7 @@ counted. Parameters follow the reference DARTS code and exclude the auxiliary he
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .ops import (
     factorized_reduce_macs,
@@ -117,3 +117,46 @@ def count_params(net: "Network") -> int:
 def count_macs(net: "Network") -> int:
     """Multiply-accumulates of one forward pass of one image."""
     return network_cost(net).macs
+
+
+def cost_report(net: "Network") -> dict[str, Any]:
+    """Costs of ``net`` as plain data (what ``nasgal compile --json`` prints): totals, the stem,
+    each position (type, cell, live nodes, channels, size, parameters, MACs) and the head."""
+    plan = plan_network(net)
+    cost = network_cost(net, plan)
+    cells = [
+        {
+            "position": c.position,
+            "type": "reduction" if c.reduction else "normal",
+            "cell": c.cell,
+            "live_nodes": list(c.live),
+            "out_channels": c.out_channels,
+            "size": list(c.size_out),
+            "params": c.params,
+            "macs": c.macs,
+            "dead": c.dead,
+        }
+        for c in cost.cells
+    ]
+    return {
+        "name": net.name,
+        "params": cost.params,
+        "macs": cost.macs,
+        "cells": cells,
+        "stem": {
+            "kind": net.stem.kind,
+            "in_channels": net.input.channels,
+            "size_in": list(net.input.size),
+            "out_channels": plan.stem.c_out[1],
+            "size": list(plan.stem.size_out[1]),
+            "params": cost.stem_params,
+            "macs": cost.stem_macs,
+        },
+        "head": {
+            "in_channels": plan.classifier_in,
+            "classes": net.classes,
+            "params": cost.head_params,
+            "macs": cost.head_macs,
+        },
+        "aux_params": cost.aux_params,
+    }
