@@ -63,11 +63,17 @@ def test_tiny_experiment_runs_every_stage_and_reports(tmp_path, data_dir):
     assert "† The paper contradicts itself on its 5-cell layout" in report
     assert "## Kept nodes per cell" in report and "| 1 | normal |" in report
     assert "## Wall time per stage" in report and "| search |" in report
+    # a short run says so, and says how far α moved
+    assert "**A smoke run, not a result**: 2 training epochs (the paper: 50)" in report
+    assert "mean largest op weight per edge is" in report and "against 0.125 for α that never moved" in report
     lat = json.loads((out / "summary.json").read_text())["latency"]
     assert lat["runtime"] == "torch eager" and lat["baseline"]["1"] > 0 and lat["pruned"]["64"] > 0
     assert f"| {lat['baseline']['1']:,.2f} / {lat['baseline']['64']:,.2f} |" in report
     assert f"on {lat['device']}, {lat['machine']}" in report
-    assert "<table>" in (out / "report.html").read_text()
+    page = (out / "report.html").read_text()
+    assert "<table>" in page
+    # self-contained: the figures travel inside the page (copied without figures/, it still shows them)
+    assert 'src="figures/' not in page and page.count('src="data:image/') >= 2
     summary = json.loads((out / "summary.json").read_text())
     assert summary["searched"] and summary["seeds"][0]["kept"] == pruned.kept_nodes()
     # every stage complete: a second run trains nothing and gives the same results

@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..runfiles import ENV, WEIGHTS
 from ..spec import network_cost
 from ..spec.io import atomic_write_text
 
@@ -143,7 +144,7 @@ def report_latency(exp: "Experiment", res: "ExperimentResult") -> dict[str, Any]
         from ..engine.weights import load_weights
 
         def weights(run: Path):
-            return load_weights(run) if (run / "weights.pt").exists() else None  # same cost either way
+            return load_weights(run) if (run / WEIGHTS).exists() else None  # same cost either way
 
         s = res.seeds[0]
         sdir = res.out / f"seed{s.seed}"
@@ -167,7 +168,7 @@ def _latency_cell(lat: dict[str, Any] | None, name: str) -> str:
 
 def _env(res: "ExperimentResult") -> dict[str, Any]:
     for s in res.seeds:
-        p = res.out / f"seed{s.seed}" / "baseline" / "env.json"
+        p = res.out / f"seed{s.seed}" / "baseline" / ENV
         if p.exists():
             return json.loads(p.read_text())
     return {}
@@ -208,6 +209,8 @@ def write_report(exp: "Experiment", res: "ExperimentResult", figs: dict[str, str
         + f"; network {res.network.num_positions} cells, C={res.network.channels}, reductions at "
         f"{', '.join(map(str, res.network.reductions)) or 'none'} (0-indexed); {n_seeds} seed(s).",
         "",
+        *_smoke_note(exp, res),
+        *_search_note(res),
         "## Accuracy and parameters",
         "",
         "| network | params | MACs | latency ms, batch 1 / 64 | test accuracy % (mean ± std) | paper: accuracy % / params |",
@@ -288,15 +291,81 @@ def write_report(exp: "Experiment", res: "ExperimentResult", figs: dict[str, str
     md.append("")
     text = "\n".join(md)
     atomic_write_text(out / "report.md", text)
-    atomic_write_text(out / "report.html", markdown_to_html(text, title=f"nasgal: {exp.name}"))
+    atomic_write_text(out / "report.html", markdown_to_html(text, title=f"nasgal: {exp.name}", embed_from=out))
     return out / "report.md"
 
 
-def markdown_to_html(text: str, title: str) -> str:
-    """``text`` (CommonMark with tables) as a standalone HTML page; raw HTML in the text is escaped."""
+#: Image types a report embeds, by suffix.
+_IMAGE_TYPES = {".svg": "image/svg+xml", ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+
+
+def _smoke_note(exp: "Experiment", res: "ExperimentResult") -> list[str]:
+    """A warning above the figures when the run is far shorter than the paper's protocol."""
+    from ..train.config import RECIPES
+
+    paper_epochs = RECIPES["paper"]["epochs"]
+    short = []
+    epochs = [s.baseline.get("epochs") for s in res.seeds if s.baseline.get("epochs") is not None]
+    if epochs and min(epochs) < paper_epochs:
+        short.append(f"{min(epochs)} training epochs (the paper: {paper_epochs})")
+    if exp.train.get("subset"):
+        short.append(f"a {exp.train['subset']:,}-image training subset")
+    if exp.search is not None and exp.search.epochs < 50:
+        short.append(f"a {exp.search.epochs}-epoch search (DARTS: 50)")
+    if not short:
+        return []
+    return [f"**A smoke run, not a result**: {', '.join(short)}. These figures test the pipeline; they "
+            "are not comparable with the paper's, which are shown beside them for orientation only.", ""]
+
+
+def _search_note(res: "ExperimentResult") -> list[str]:
+    """How far α moved in the search: the mean, over edges, of softmax(α)'s largest op weight."""
+    import math
+
+    path = res.out / "search" / "alpha_history.json"
+    if res.search is None or not path.is_file():
+        return []
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        last = doc["epochs"][-1]
+        parts = []
+        for key, word in (("alpha_normal", "normal"), ("alpha_reduce", "reduction")):
+            rows = last[key]
+            peaks = []
+            for row in rows:
+                top = max(row)
+                z = sum(math.exp(v - top) for v in row)
+                peaks.append(1.0 / z)  # the largest softmax weight of the row
+            parts.append(f"{sum(peaks) / len(peaks):.3f} ({word})")
+        uniform = 1.0 / len(doc["ops"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError, ZeroDivisionError):
+        return []
+    return [f"Search: after {last.get('epoch', '?')} epochs, the mean largest op weight per edge is "
+            f"{' and '.join(parts)}, against {uniform:.3f} for α that never moved.", ""]
+
+
+def markdown_to_html(text: str, title: str, embed_from: Path | None = None) -> str:
+    """``text`` (CommonMark with tables) as a standalone HTML page; raw HTML in the text is escaped.
+
+    With ``embed_from`` (the folder the Markdown's relative image paths start from), every image
+    found there is embedded as a ``data:`` URI, so the page shows its figures wherever it is
+    copied, without its ``figures/`` folder.
+    """
+    import base64
+
     from markdown_it import MarkdownIt
 
-    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    tokens = md.parse(text)
+    if embed_from is not None:
+        for token in tokens:
+            for child in token.children or []:
+                src = str(child.attrGet("src") or "") if child.type == "image" else ""
+                path = embed_from / src
+                kind = _IMAGE_TYPES.get(Path(src).suffix.lower())
+                if src and kind and "://" not in src and not Path(src).is_absolute() and path.is_file():
+                    child.attrSet("src", f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}")
+    body = md.renderer.render(tokens, md.options, {})
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px}"
              "th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee;margin:4px}")
