@@ -1,15 +1,18 @@
-"""A data loader that serves batches on the device (DESIGN §8).
+"""A data loader for datasets that fit on the device (docs/design.md, "Speed: reference figures").
 
-A dataset in memory is copied to the device whole, as uint8. A disk-cache dataset (an image
-folder larger than the memory budget, see :mod:`nasgal.data.image_cache`) stays on the host:
-worker threads gather each batch from the cache file a few batches ahead, pinned for CUDA, and
-it is copied to the device without blocking; the rest is the same for both.
- Each epoch draws a permutation with a
+The whole split lives on the device as uint8. Each epoch draws a permutation with a
 ``torch.Generator`` on that device; each batch is an index gather, then crop/flip on uint8,
 conversion and normalization, and cutout -- all batched tensor ops, with no Python loop
 over images and no host synchronisation (no ``.item()``, no ``.cpu()``) while iterating.
 With ``drop_last=True`` every batch has the same shape, which CUDA-graph capture and
 ``torch.compile`` like.
+
+A disk-cache dataset (an image folder larger than the memory budget, see
+:mod:`nasgal.data.image_cache`) is the exception: it stays on the host, worker threads gather
+each batch from the cache file a few batches ahead (pinned for CUDA) and it is copied to the
+device without blocking; the permutation is copied to the host once per epoch. Augmentation
+and normalization are the same, on the device, so the batches equal those of the same set in
+memory.
 
 The random stream of epoch ``e`` depends only on ``(seed, e)``, so on the CPU a run is
 reproducible, and ``set_epoch`` resumes the stream mid-training.
