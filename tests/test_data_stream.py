@@ -69,7 +69,7 @@ def _same_batches(a: DeviceLoader, b: DeviceLoader, epochs: int = 2) -> None:
 def test_over_budget_goes_to_disk_with_the_same_pixels(pets, tmp_path, caplog):
     memory = load_dataset(pets, image_size=16)
     assert memory.storage == "memory" and memory.cache_path is None
-    with caplog.at_level(logging.INFO, logger="nasgal.data"):
+    with caplog.at_level(logging.WARNING, logger="nasgal.data"):  # shown by the command line without -v
         disk = load_dataset(pets, image_size=16, memory_budget=1000)  # 29 images × 768 bytes > 1000
     assert disk.storage == "disk-cache"
     assert disk.cache_path.parent == tmp_path / "xdg-cache" / "nasgal" / "image-cache"  # the default folder

@@ -247,6 +247,7 @@ def _load_folder(path, data_dir, split, size, channels, seed, budget, cache_dir)
         log.info("reading %d %s images from %s into memory: %s, %s", len(paths), split, root, format_bytes(need), within)
         return Dataset(torch.from_numpy(read_images(paths, mode, crop)), labels_t, info, split)
     array, cache = cached_images(root, split, paths, labels, mode, crop, cache_dir)
-    log.info("%s %s: %d images (%s) exceed the memory budget %s (%s); reading them from the disk cache %s",
+    # a warning so that the command line shows it without -v: slower batches and a large file on disk
+    log.warning("%s %s: %d images (%s) exceed the memory budget %s (%s); reading them from the disk cache %s",
              info.name, split, len(paths), format_bytes(need), format_bytes(limit), origin, cache)
     return Dataset(torch.from_numpy(array), labels_t, info, split, cache_path=cache)
