@@ -233,16 +233,26 @@ def test_cache_of_another_shape_is_decoded_again(pets, decodes):
     assert decodes == [29, 29] and torch.equal(again.images, load_dataset(pets, image_size=16).images)
 
 
-def test_a_failed_decode_leaves_no_file(tmp_path):
+def test_a_failed_decode_leaves_no_file(tmp_path, monkeypatch, decodes):
     write_image_folder(tmp_path / "bad", {"a": 20, "b": 5})
-    broken = tmp_path / "bad" / "a" / "017.png"
+    train = folder_split(tmp_path / "bad", "train")[0]
+    broken = train[15]  # the 16th image of the split: 15 chunks are already in the temporary file
     broken.write_bytes(b"not a png")
+    monkeypatch.setattr(image_cache, "CHUNK_BYTES", 1)  # one image per chunk
     cache = tmp_path / "cache"
-    split = next(s for s in ("train", "test") if broken in folder_split(tmp_path / "bad", s)[0])
     with pytest.raises(DataError, match="cannot read image") as err:
-        load_dataset(f"image_folder:{tmp_path / 'bad'}", split=split, image_size=8, memory_budget=0, cache_dir=cache)
-    assert str(broken) in str(err.value)
+        load_dataset(f"image_folder:{tmp_path / 'bad'}", image_size=8, memory_budget=0, cache_dir=cache)
+    assert str(broken) in str(err.value) and decodes == [20]
     assert _cache_files(cache) == []  # no .npy, no temporary file
+
+
+def test_rows_belong_to_disk_cache_datasets():
+    from nasgal.data import Dataset, DatasetInfo
+
+    info = DatasetInfo(name="toy", channels=1, size=(2, 2), classes=1, class_names=("x",), mean=(0.5,), std=(0.5,))
+    with pytest.raises(DataError, match="rows select items of a disk-cache dataset only"):
+        Dataset(torch.zeros(4, 1, 2, 2, dtype=torch.uint8), torch.zeros(2, dtype=torch.int64), info, "train",
+                rows=torch.tensor([0, 1]))
 
 
 def test_cache_writes_go_through_a_temporary_file(pets, tmp_path, monkeypatch):
