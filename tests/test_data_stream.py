@@ -280,6 +280,19 @@ def test_unusable_cache_folder_is_a_clear_error(pets, tmp_path):
     assert "NASGAL_DATA_CACHE" in err.value.hint
 
 
+
+def test_read_only_cache_folder_is_a_clear_error(pets, tmp_path, monkeypatch):
+    """What a user (not root) meets in a folder without write permission: the temporary file is refused."""
+
+    def refused(dir, prefix, suffix):
+        raise PermissionError(13, "Permission denied", str(Path(dir) / f"{prefix}x{suffix}"))
+
+    monkeypatch.setattr(image_cache.tempfile, "mkstemp", refused)
+    with pytest.raises(DataError, match=f"cannot use the image cache folder {tmp_path / 'ro'}: .*Permission denied"):
+        load_dataset(pets, image_size=16, memory_budget=0, cache_dir=tmp_path / "ro")
+    assert _cache_files(tmp_path / "ro") == []
+
+
 def test_not_enough_disk_space_is_a_clear_error(pets, tmp_path, monkeypatch):
     class Usage:
         free = 100

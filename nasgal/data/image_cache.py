@@ -142,23 +142,22 @@ def open_cache(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
 def write_cache(path: Path, paths: list[Path], mode: str, size: int, shape: tuple[int, int, int, int]) -> None:
     """Decode ``paths`` into the ``.npy`` file ``path``: a temporary file in the same folder, renamed when complete."""
     folder = path.parent
+    need = int(np.prod(shape))
     try:
         folder.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(folder).free
+        if need > free:
+            raise DataError(
+                f"the image cache needs {format_bytes(need)} in {folder}, but only {format_bytes(free)} is free",
+                hint=f"set ${ENV_DATA_CACHE} (or pass cache_dir) to a folder on a disk with room, "
+                     f"or raise ${ENV_DATA_MEMORY} to keep the images in memory",
+            )
+        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.stem}.", suffix=".tmp")
     except OSError as exc:
         raise DataError(f"cannot use the image cache folder {folder}: {exc}",
                         hint=f"set ${ENV_DATA_CACHE} (or pass cache_dir) to a writable folder") from exc
-    need = int(np.prod(shape))
-    if need > free:
-        raise DataError(
-            f"the image cache needs {format_bytes(need)} in {folder}, but only {format_bytes(free)} is free",
-            hint=f"set ${ENV_DATA_CACHE} (or pass cache_dir) to a folder on a disk with room, "
-                 f"or raise ${ENV_DATA_MEMORY} to keep the images in memory",
-        )
-    per_image = int(np.prod(shape[1:]))
-    chunk = max(1, CHUNK_BYTES // per_image)
-    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.stem}.", suffix=".tmp")
     tmp = Path(tmp_name)
+    chunk = max(1, CHUNK_BYTES // int(np.prod(shape[1:])))
     try:
         with os.fdopen(fd, "wb") as f:
             header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": shape}
