@@ -80,6 +80,8 @@ def test_over_budget_goes_to_disk_with_the_same_pixels(pets, tmp_path, caplog):
     assert torch.equal(disk.images, memory.images) and torch.equal(disk.labels, memory.labels)
     assert disk.info == memory.info and len(disk) == len(memory) == 29
     assert disk.to("cpu") is disk
+    disk.images[0] = 0  # copy-on-write: the file keeps its pixels
+    assert torch.equal(load_dataset(pets, image_size=16, memory_budget=0).images, memory.images)
 
 
 def test_budget_from_the_environment_and_the_default_share(pets, monkeypatch, tmp_path):
@@ -123,7 +125,8 @@ def test_bad_budgets_are_named(pets, monkeypatch):
 
 
 @pytest.mark.parametrize("channels", [3, 1])
-def test_disk_and_memory_give_identical_batches(pets, channels):
+def test_disk_and_memory_give_identical_batches(pets, channels, monkeypatch):
+    monkeypatch.setattr(image_cache, "CHUNK_BYTES", 5 * 16 * 16 * 3)  # the cache is written in several chunks
     memory = load_dataset(pets, image_size=16, channels=channels)
     disk = load_dataset(pets, image_size=16, channels=channels, memory_budget=0)
     assert disk.storage == "disk-cache" and memory.storage == "memory"
