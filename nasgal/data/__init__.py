@@ -9,6 +9,7 @@ from .augment import Augment
 from .compat import check_compatible
 from .dataset import Dataset, load_dataset
 from .errors import DataError
+from .image_cache import ENV_DATA_CACHE, ENV_DATA_MEMORY
 from .info import DatasetInfo
 from .loader import DeviceLoader
 from .locate import ENV_DATA_DIR, ENV_NO_DOWNLOAD
@@ -16,7 +17,9 @@ from .sources import DATASETS, DatasetSource, default_augment, resolve_name
 
 __all__ = [
     "DATASETS",
+    "ENV_DATA_CACHE",
     "ENV_DATA_DIR",
+    "ENV_DATA_MEMORY",
     "ENV_NO_DOWNLOAD",
     "Augment",
     "DataError",

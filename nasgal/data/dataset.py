@@ -1,4 +1,4 @@
-"""An in-memory dataset (uint8 images, int64 labels) and :func:`load_dataset`."""
+"""A dataset split (uint8 images in memory or in a disk cache, int64 labels) and :func:`load_dataset`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from .errors import DataError
-from .image_folder import GREY_MEAN, GREY_STD, IMAGENET_MEAN, IMAGENET_STD, load_image_folder
+from .image_cache import cached_images, format_bytes, resolve_budget
+from .image_folder import GREY_MEAN, GREY_STD, IMAGENET_MEAN, IMAGENET_STD, folder_split, image_mode, read_images
 from .info import DatasetInfo
 from .locate import locate
 from .sources import IMAGE_FOLDER, SPLITS, resolve_name
@@ -20,36 +21,73 @@ from .split import stratified_indices
 log = logging.getLogger(__name__)
 
 
-class Dataset:
-    """A whole dataset split in memory: ``images`` uint8 ``[N, C, H, W]``, ``labels`` int64 ``[N]``."""
+STORAGES = ("memory", "disk-cache")
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, info: DatasetInfo, split: str) -> None:
+
+class Dataset:
+    """A dataset split: ``images`` uint8 ``[N, C, H, W]``, ``labels`` int64 ``[N]``.
+
+    ``storage`` says where the pixels are. ``"memory"``: one tensor in memory or on a device.
+    ``"disk-cache"``: rows of a uint8 cache file mapped from disk (``cache_path``; see
+    :mod:`nasgal.data.image_cache`), read as batches need them through :meth:`gather`;
+    :meth:`select`, :meth:`subset` and :meth:`split_validation` keep row numbers instead of
+    copying pixels, and :class:`~nasgal.data.DeviceLoader` gathers each batch on the host.
+    """
+
+    def __init__(
+        self, images: torch.Tensor, labels: torch.Tensor, info: DatasetInfo, split: str,
+        *, cache_path: Path | None = None, rows: torch.Tensor | None = None,
+    ) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise DataError(f"images must be uint8 [N, C, H, W], got {images.dtype} {list(images.shape)}")
         if tuple(images.shape[1:]) != info.shape:
             raise DataError(f"images have shape {list(images.shape[1:])} per item but info says {list(info.shape)}")
-        if labels.dtype != torch.int64 or labels.shape != images.shape[:1]:
-            raise DataError(f"labels must be int64 [{images.shape[0]}], got {labels.dtype} {list(labels.shape)}")
-        self.images = images
+        if rows is not None and cache_path is None:
+            raise DataError("rows select items of a disk-cache dataset only; index a tensor in memory directly")
+        count = images.shape[0] if rows is None else rows.shape[0]
+        if labels.dtype != torch.int64 or labels.shape != (count,):
+            raise DataError(f"labels must be int64 [{count}], got {labels.dtype} {list(labels.shape)}")
+        self._pixels = images  # memory: the images themselves; disk-cache: every row of the cache file
+        self._rows = rows  # disk-cache only: the rows of this dataset (None: all, in order)
         self.labels = labels
         self.info = info
         self.split = split
+        self.cache_path = cache_path
+        self.storage = "memory" if cache_path is None else "disk-cache"
+
+    @property
+    def images(self) -> torch.Tensor:
+        """All images, uint8 ``[N, C, H, W]``. For a disk-cache dataset with selected rows this reads them
+        into memory (a copy); iterate with :class:`~nasgal.data.DeviceLoader` or use :meth:`gather` instead."""
+        if self._rows is None:
+            return self._pixels
+        return self._pixels.index_select(0, self._rows)
+
+    def gather(self, indices: torch.Tensor) -> torch.Tensor:
+        """The images at ``indices`` (int64 ``[B]``, on this dataset's device) as a new uint8 ``[B, C, H, W]`` tensor."""
+        rows = indices if self._rows is None else self._rows[indices]
+        return self._pixels.index_select(0, rows)
 
     def __len__(self) -> int:
-        return self.images.shape[0]
+        return self.labels.shape[0]
 
     def __repr__(self) -> str:
         c, h, w = self.info.shape
-        return f"Dataset({self.info.name}, {self.split}, {len(self)} images {c}×{h}×{w}, {self.info.classes} classes, {self.device})"
+        where = f"{self.device}" if self.cache_path is None else f"disk cache {self.cache_path}"
+        return f"Dataset({self.info.name}, {self.split}, {len(self)} images {c}×{h}×{w}, {self.info.classes} classes, {where})"
 
     @property
     def device(self) -> torch.device:
-        return self.images.device
+        return self._pixels.device
 
     def to(self, device: str | torch.device) -> Dataset:
-        """This dataset on ``device`` (itself when already there)."""
+        """This dataset on ``device`` (itself when already there).
+
+        A disk-cache dataset is already on the CPU; moving it to another device copies every
+        selected image there (the loader never does this, it gathers batch by batch).
+        """
         device = torch.device(device)
-        if self.images.device == device:
+        if self.device == device:
             return self
         return Dataset(self.images.to(device), self.labels.to(device), self.info, self.split)
 
@@ -59,6 +97,11 @@ class Dataset:
 
     def select(self, indices: torch.Tensor, split: str | None = None) -> Dataset:
         """The images at ``indices``, as a new dataset."""
+        if self.cache_path is not None:  # keep row numbers, read no pixels
+            idx = indices.to("cpu", torch.int64)
+            rows = idx if self._rows is None else self._rows[idx]
+            return Dataset(self._pixels, self.labels[idx], self.info, split or self.split,
+                           cache_path=self.cache_path, rows=rows)
         idx = indices.to(self.images.device)
         return Dataset(self.images[idx], self.labels[idx], self.info, split or self.split)
 
@@ -124,8 +167,10 @@ def load_dataset(
     *,
     channels: int | None = None,
     split_seed: int = 0,
+    memory_budget: int | str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> Dataset:
-    """Read one split of a dataset into memory.
+    """Read one split of a dataset into memory (large image folders: into a cache file on disk).
 
     name: ``fashion_mnist``, ``mnist``, ``cifar10``, ``cifar100`` (aliases such as
         ``FashionMNIST`` or ``CIFAR-10`` work), or ``image_folder:<path>``.
@@ -138,13 +183,19 @@ def load_dataset(
     channels: 1 or 3; grey images are replicated to 3 channels, image folders are read as
         L or RGB. Default: the dataset's own.
     split_seed: seed of the 80/20 split of image folders without train/test subfolders.
+    memory_budget: image folders whose decoded split is larger than this go to a uint8 cache
+        file on disk instead of memory (``storage == "disk-cache"``): bytes, or a string such
+        as ``"4G"`` or ``"25%"`` (of the free memory). Default: ``$NASGAL_DATA_MEMORY``, else
+        half the free memory. See :mod:`nasgal.data.image_cache`.
+    cache_dir: folder of those cache files. Default: ``$NASGAL_DATA_CACHE``, else
+        ``$XDG_CACHE_HOME/nasgal/image-cache``.
     """
     source, path = resolve_name(name)
     if split not in SPLITS:
         raise DataError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     size = _as_size(image_size)
     if source is IMAGE_FOLDER:
-        return _load_folder(path, data_dir, split, size, channels, split_seed)
+        return _load_folder(path, data_dir, split, size, channels, split_seed, memory_budget, cache_dir)
 
     files = locate(source, split, data_dir, download)
     assert source.read is not None
@@ -167,7 +218,7 @@ def load_dataset(
     return Dataset(images, labels, info, split)
 
 
-def _load_folder(path, data_dir, split, size, channels, seed) -> Dataset:
+def _load_folder(path, data_dir, split, size, channels, seed, budget, cache_dir) -> Dataset:
     if path is None:
         if data_dir is None:
             raise DataError("image_folder needs a path: use 'image_folder:<path>' or pass data_dir / --data-dir")
@@ -177,7 +228,9 @@ def _load_folder(path, data_dir, split, size, channels, seed) -> Dataset:
         raise DataError(f"image folders are centre-cropped to squares; got image_size {size}")
     crop = size[0] if size is not None else 224
     channels = 3 if channels is None else channels
-    images_np, labels_np, classes = load_image_folder(root, split, crop, channels, seed)
+    mode = image_mode(channels)
+    limit, origin = resolve_budget(budget)
+    paths, labels, classes = folder_split(root, split, seed)
     info = DatasetInfo(
         name=f"image_folder:{root}",
         channels=channels,
@@ -187,4 +240,14 @@ def _load_folder(path, data_dir, split, size, channels, seed) -> Dataset:
         mean=IMAGENET_MEAN if channels == 3 else GREY_MEAN,
         std=IMAGENET_STD if channels == 3 else GREY_STD,
     )
-    return Dataset(torch.from_numpy(images_np), torch.from_numpy(labels_np), info, split)
+    labels_t = torch.tensor(labels, dtype=torch.int64)
+    need = len(paths) * channels * crop * crop
+    if limit is None or need <= limit:
+        within = "no known limit" if limit is None else f"within {format_bytes(limit)} ({origin})"
+        log.info("reading %d %s images from %s into memory: %s, %s", len(paths), split, root, format_bytes(need), within)
+        return Dataset(torch.from_numpy(read_images(paths, mode, crop)), labels_t, info, split)
+    array, cache = cached_images(root, split, paths, labels, mode, crop, cache_dir)
+    # a warning so that the command line shows it without -v: slower batches and a large file on disk
+    log.warning("%s %s: %d images (%s) exceed the memory budget %s (%s); reading them from the disk cache %s",
+             info.name, split, len(paths), format_bytes(need), format_bytes(limit), origin, cache)
+    return Dataset(torch.from_numpy(array), labels_t, info, split, cache_path=cache)

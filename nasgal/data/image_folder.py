@@ -10,12 +10,16 @@ Layouts:
 Class names are the subfolder names, sorted. Each image is decoded with Pillow, converted to
 RGB (or L when one channel is asked for), its shorter side resized to ``size·256/224``
 (256 for the default 224) and centre-cropped to ``size``×``size``.
+
+:func:`folder_split` finds the files of a split, :func:`decode_chunks` decodes them in a thread
+pool; :mod:`nasgal.data.image_cache` decides whether the pixels go to memory or to a cache file.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -89,27 +93,33 @@ def read_image(path: Path, mode: str, size: int) -> np.ndarray:
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
-def read_images(paths: list[Path], mode: str, size: int) -> np.ndarray:
-    """Decode many images (threads: Pillow releases the GIL while decoding) into ``uint8 [N, C, S, S]``."""
+def decode_chunks(paths: list[Path], mode: str, size: int, chunk: int) -> Iterator[np.ndarray]:
+    """Decode ``paths`` in order, ``chunk`` images at a time: one ``uint8 [n, C, S, S]`` array per chunk.
+
+    Threads decode in parallel (Pillow releases the GIL while decoding); a chunk bounds the
+    memory held at once when the pixels go to a file.
+    """
     channels = 1 if mode == "L" else 3
-    out = np.empty((len(paths), channels, size, size), dtype=np.uint8)
-
-    def work(i: int) -> None:
-        out[i] = read_image(paths[i], mode, size)
-
     workers = min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(work, range(len(paths))))
-    return out
+        for lo in range(0, len(paths), chunk):
+            part = paths[lo : lo + chunk]
+            out = np.empty((len(part), channels, size, size), dtype=np.uint8)
+
+            def work(i: int, part: list[Path] = part, out: np.ndarray = out) -> None:
+                out[i] = read_image(part[i], mode, size)
+
+            list(pool.map(work, range(len(part))))
+            yield out
 
 
-def load_image_folder(
-    root: Path, split: str, size: int = 224, channels: int = 3, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Images ``uint8 [N, C, size, size]``, labels ``int64 [N]`` and class names of one split."""
-    if channels not in (1, 3):
-        raise DataError(f"image folders give 1 (grey) or 3 (RGB) channels, not {channels}")
-    mode = "L" if channels == 1 else "RGB"
+def read_images(paths: list[Path], mode: str, size: int) -> np.ndarray:
+    """Decode many images into one ``uint8 [N, C, S, S]`` array in memory."""
+    return next(decode_chunks(paths, mode, size, max(1, len(paths))))
+
+
+def folder_split(root: Path, split: str, seed: int = 0) -> tuple[list[Path], list[int], tuple[str, ...]]:
+    """Image paths, labels and class names of one split of the folder ``root`` (nothing is decoded)."""
     dirs = explicit_split_dirs(root)
     if dirs is not None:
         classes, paths, labels = scan_classes(dirs["train"])
@@ -133,5 +143,11 @@ def load_image_folder(
         labels = [labels[i] for i in chosen]
     if not paths:
         raise DataError(f"image folder {root} gives no {split} images")
-    log.info("reading %d %s images from %s", len(paths), split, root)
-    return read_images(paths, mode, size), np.asarray(labels, dtype=np.int64), classes
+    return paths, labels, classes
+
+
+def image_mode(channels: int) -> str:
+    """Pillow's mode for 1 (``L``) or 3 (``RGB``) channels."""
+    if channels not in (1, 3):
+        raise DataError(f"image folders give 1 (grey) or 3 (RGB) channels, not {channels}")
+    return "L" if channels == 1 else "RGB"

@@ -7,13 +7,22 @@ over images and no host synchronisation (no ``.item()``, no ``.cpu()``) while it
 With ``drop_last=True`` every batch has the same shape, which CUDA-graph capture and
 ``torch.compile`` like.
 
+A disk-cache dataset (an image folder larger than the memory budget, see
+:mod:`nasgal.data.image_cache`) is the exception: it stays on the host, worker threads gather
+each batch from the cache file a few batches ahead (pinned for CUDA) and it is copied to the
+device without blocking; the permutation is copied to the host once per epoch. Augmentation
+and normalization are the same, on the device, so the batches equal those of the same set in
+memory.
+
 The random stream of epoch ``e`` depends only on ``(seed, e)``, so on the CPU a run is
 reproducible, and ``set_epoch`` resumes the stream mid-training.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
 
@@ -22,13 +31,17 @@ from .dataset import Dataset
 from .errors import DataError
 
 _EPOCH_STRIDE = 0x9E3779B97F4A7C15  # odd 64-bit constant: spreads (seed, epoch) over the seed space
+GATHER_WORKERS = 2  # threads reading batches of a disk-cache dataset
+GATHER_AHEAD = 4  # batches of a disk-cache dataset read ahead of the one in use
 
 
 class DeviceLoader:
-    """Iterate ``(x, y)`` batches of a device-resident dataset.
+    """Iterate ``(x, y)`` batches of a dataset on ``device``.
 
     x: ``dtype [B, C, H, W]`` on ``device``, normalized with the dataset's mean/std (or on the
-    0..1 scale when ``normalize=False``); y: int64 ``[B]`` on ``device``.
+    0..1 scale when ``normalize=False``); y: int64 ``[B]`` on ``device``. A memory dataset is
+    copied to the device whole; a disk-cache one (``streamed``) is gathered batch by batch on
+    the host, with the same batches, order and augmentation for the same seed.
     """
 
     def __init__(
@@ -55,7 +68,10 @@ class DeviceLoader:
                 hint="use a smaller batch size or drop_last=False",
             )
         self.device = torch.device(device)
-        self.dataset = dataset.to(self.device)
+        self.streamed = dataset.storage == "disk-cache"
+        # A disk-cache dataset stays where it is (the cache file); only its labels go to the device.
+        self.dataset = dataset if self.streamed else dataset.to(self.device)
+        self._labels = dataset.labels.to(self.device) if self.streamed else self.dataset.labels
         self.info = dataset.info
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -102,9 +118,12 @@ class DeviceLoader:
         gen = self._generator
         gen.manual_seed(self._epoch_seed(self.epoch))
         self.epoch += 1
-        images, labels = self.dataset.images, self.dataset.labels
         n, bs = len(self.dataset), self.batch_size
         order = torch.randperm(n, generator=gen, device=self.device) if self.shuffle else None
+        if self.streamed:
+            yield from self._streamed(order, gen)
+            return
+        images, labels = self.dataset.images, self.dataset.labels
         for i in range(len(self)):
             lo, hi = i * bs, min((i + 1) * bs, n)
             if order is None:
@@ -113,3 +132,30 @@ class DeviceLoader:
                 idx = order[lo:hi]  # [B] on device
                 x, y = images.index_select(0, idx), labels.index_select(0, idx)
             yield self.transform(x, gen), y
+
+    def _host_batch(self, i: int, order: torch.Tensor | None) -> torch.Tensor:
+        """uint8 batch ``i`` of a disk-cache dataset, read on the host (pinned when the device is CUDA)."""
+        lo, hi = i * self.batch_size, min((i + 1) * self.batch_size, len(self.dataset))
+        idx = torch.arange(lo, hi) if order is None else order[lo:hi]  # [B] on the host
+        x = self.dataset.gather(idx)  # [B, C, H, W] uint8: pages of the cache file are read here
+        return x.pin_memory() if self.device.type == "cuda" else x
+
+    def _streamed(
+        self, order: torch.Tensor | None, gen: torch.Generator
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        host_order = None if order is None else order.cpu()  # one host copy per epoch
+        count, bs, n = len(self), self.batch_size, len(self.dataset)
+        pool = ThreadPoolExecutor(max_workers=GATHER_WORKERS, thread_name_prefix="nasgal-gather")
+        try:
+            ahead: deque[Future[torch.Tensor]] = deque(
+                pool.submit(self._host_batch, i, host_order) for i in range(min(GATHER_AHEAD, count))
+            )
+            for i in range(count):
+                x = ahead.popleft().result().to(self.device, non_blocking=True)
+                if i + GATHER_AHEAD < count:
+                    ahead.append(pool.submit(self._host_batch, i + GATHER_AHEAD, host_order))
+                lo, hi = i * bs, min((i + 1) * bs, n)
+                y = self._labels[lo:hi] if order is None else self._labels.index_select(0, order[lo:hi])
+                yield self.transform(x, gen), y
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)

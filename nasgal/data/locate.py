@@ -39,10 +39,15 @@ PROBE_TIMEOUT_S = 3.0  # a dead network must fail fast
 READ_TIMEOUT_S = 30.0  # per socket read while downloading
 
 
+def user_cache() -> Path:
+    """``$XDG_CACHE_HOME/nasgal``, default ``~/.cache/nasgal``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "nasgal"
+
+
 def cache_root() -> Path:
     """``$XDG_CACHE_HOME/nasgal/datasets``, default ``~/.cache/nasgal/datasets``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "nasgal" / "datasets"
+    return user_cache() / "datasets"
 
 
 @dataclass(frozen=True)
