@@ -40,7 +40,7 @@ def tiny(data_dir: Path, out: Path, search: bool = False, **extra) -> dict:
         "retrain": {"inherit": False, "epochs": 1},
     }
     if search:
-        cfg["search"] = {"epochs": 1, "cells": 3, "channels": 4, "batch_size": 16}
+        cfg["search"] = {"epochs": 2, "cells": 3, "channels": 4, "batch_size": 16}
     cfg.update(extra)
     return cfg
 
@@ -83,14 +83,17 @@ def test_tiny_experiment_runs_every_stage_and_reports(tmp_path, data_dir):
     assert again.seeds[0].retrain == res.seeds[0].retrain
 
 
-@pytest.mark.parametrize("interrupt", [("prune", 0), ("baseline", 1)], ids=["stage-boundary", "inside-stage"])
+@pytest.mark.parametrize("interrupt", [("prune", 0), ("baseline", 1), ("search", 1)],
+                         ids=["stage-boundary", "inside-stage", "inside-search"])
 def test_interrupted_experiment_resumes_to_the_same_result(tmp_path, data_dir, interrupt):
-    straight = run_experiment(parse_experiment(tiny(data_dir, tmp_path / "a")))
-    exp = parse_experiment(tiny(data_dir, tmp_path / "b"))
+    searched = interrupt[0] == "search"
+    straight = run_experiment(parse_experiment(tiny(data_dir, tmp_path / "a", search=searched)))
+    exp = parse_experiment(tiny(data_dir, tmp_path / "b", search=searched))
     with pytest.raises(Interrupted):
         run_experiment(exp, interrupt=interrupt)
     assert not (tmp_path / "b" / "report.md").exists()
     resumed = run_experiment(exp)
+    assert resumed.genotype == straight.genotype
     assert resumed.seeds[0].pruned.kept_nodes() == straight.seeds[0].pruned.kept_nodes()
     assert resumed.seeds[0].retrain["test_accuracy"] == straight.seeds[0].retrain["test_accuracy"]
     assert resumed.seeds[0].baseline["test_accuracy"] == straight.seeds[0].baseline["test_accuracy"]

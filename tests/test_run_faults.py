@@ -214,25 +214,91 @@ def _cli_search(out: Path, data: Path, epochs: int = 3) -> subprocess.Popen:
                             env={**os.environ, "NASGAL_NO_DOWNLOAD": "1"})
 
 
+def _sigkill_and_rerun(tmp_path: Path, start, records, fractions=(0.55, 0.8)) -> None:
+    """Run ``start(out)`` (a subprocess) uninterrupted, then again killed with SIGKILL at
+    ``fractions`` of that run's duration, rerun it to its end, and compare ``records(out)``."""
+    t0 = time.perf_counter()
+    ref = start(tmp_path / "whole")
+    assert ref.wait(timeout=600) == 0, ref.stderr.read().decode() if ref.stderr else ""
+    duration = time.perf_counter() - t0
+    expected = records(tmp_path / "whole")
+    for i, frac in enumerate(fractions):
+        out = tmp_path / f"killed{i}"
+        proc = start(out)
+        time.sleep(duration * frac)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        again = start(out)
+        assert again.wait(timeout=600) == 0, again.stderr.read().decode() if again.stderr else ""
+        assert records(out) == expected, f"killed at {frac:.0%} of the run"
+        assert not list(out.rglob("*.tmp"))
+
+
+def _cli(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([str(Path(sys.executable).parent / "nasgal"), *args, "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "NASGAL_NO_DOWNLOAD": "1"})
+
+
 @pytest.mark.slow
 def test_search_sigkilled_mid_run_resumes_to_identical_records(tmp_path):
     """A real SIGKILL of `nasgal search` at points spread over the run (checkpoint writes
     included), then the same command again: the same records as an uninterrupted run."""
     data = fashion_mnist_root(tmp_path, n_train=96, n_test=8)
-    t0 = time.perf_counter()
-    ref = _cli_search(tmp_path / "whole", data)
-    assert ref.wait(timeout=300) == 0, ref.stderr.read().decode() if ref.stderr else ""
-    duration = time.perf_counter() - t0
-    expected = _records(tmp_path / "whole")
-    for i, frac in enumerate((0.55, 0.8)):
-        out = tmp_path / f"killed{i}"
-        proc = _cli_search(out, data)
-        time.sleep(duration * frac)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
-        again = _cli_search(out, data)
-        assert again.wait(timeout=300) == 0, again.stderr.read().decode() if again.stderr else ""
-        assert _records(out) == expected
+    _sigkill_and_rerun(tmp_path, lambda out: _cli_search(out, data), _records)
+
+
+@pytest.mark.slow
+def test_train_sigkilled_mid_run_resumes_bit_identical(tmp_path, data_dir):
+    """`nasgal train` killed with SIGKILL mid-run and run again ends with the very weights of
+    an uninterrupted run (CPU, fixed seed)."""
+    nasgal.save(_net(), tmp_path / "net.json")
+    args = ["train", str(tmp_path / "net.json"), "-d", "fashion_mnist", "--data-dir", str(data_dir), "--epochs", "4",
+            "--batch-size", "32", "--device", "cpu", "--threads", "1"]
+    _sigkill_and_rerun(tmp_path, lambda out: _cli([*args, "--out", str(out)]), _train_records, fractions=(0.6,))
+
+
+@pytest.mark.slow
+def test_prune_sigkilled_mid_run_resumes_bit_identical(tmp_path, data_dir):
+    nasgal.save(_net(), tmp_path / "net.json")
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "w.pt", nasgal.compile_network(_net()).state_dict())
+    args = ["prune", str(tmp_path / "net.json"), "-w", str(tmp_path / "w.pt"), "-d", "fashion_mnist",
+            "--data-dir", str(data_dir), "--epochs", "4", "--batch-size", "32", "--critic-steps", "2",
+            "--device", "cpu", "--threads", "1"]
+
+    def records(out):
+        rows = [json.loads(ln) for ln in (out / "prune_log.jsonl").read_text().splitlines()]
+        return {"rows": [{k: v for k, v in r.items() if k not in ("epoch_time_s", "images_per_s")} for r in rows],
+                "pruned": (out / "pruned.json").read_text()}
+
+    _sigkill_and_rerun(tmp_path, lambda out: _cli([*args, "--out", str(out)]), records)
+
+
+@pytest.mark.slow
+def test_experiment_sigkilled_across_stages_resumes_to_the_same_result(tmp_path, data_dir):
+    """`nasgal run` killed at points that fall in different stages (search, training, pruning,
+    retraining), then run again: the same kept nodes and accuracies as an uninterrupted run."""
+    import tomllib  # noqa: F401 - the experiment file format
+
+    def start(out):
+        exp = out.parent / f"{out.name}.toml"
+        exp.write_text(f"""name = "k"\ndataset = "fashion_mnist"\ndata_dir = "{data_dir}"\nout = "{out}"\ndevice = "cpu"
+[search]\nepochs = 2\ncells = 3\nchannels = 4\nbatch_size = 8
+[network]\ncells = 3\nchannels = 4
+[train]\nepochs = 2\nbatch_size = 32
+[prune]\nepochs = 2\nbatch_size = 32\ncritic_steps = 1\nkeep_nodes = 0.5
+[retrain]\nepochs = 2
+""")
+        return _cli(["run", str(exp)])
+
+    def records(out):
+        summary = json.loads((out / "summary.json").read_text())
+        return {"kept": [s["kept"] for s in summary["seeds"]],
+                "acc": [summary["baseline_test_accuracy"], summary["pruned_test_accuracy"]],
+                "genotype": (out / "search" / "genotype.json").read_text()}
+
+    _sigkill_and_rerun(tmp_path, start, records, fractions=(0.15, 0.45, 0.75))
 
 
 # Damaged or foreign files -------------------------------------------------------------------
