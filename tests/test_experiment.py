@@ -10,7 +10,7 @@ import pytest
 import nasgal
 from nasgal.cli.main import main
 from nasgal.errors import SpecError
-from nasgal.experiment import Interrupted, load_experiment, parse_experiment, run_experiment
+from nasgal.experiment import Interrupted, load_experiment, parse_experiment, run_experiment, with_overrides
 from nasgal.spec.library import resolve_spec_path
 
 from datafiles import fashion_mnist_root, offline
@@ -158,6 +158,19 @@ def test_shipped_examples_are_valid():
     for p in root.glob("*.toml"):
         exp = load_experiment(p)
         assert exp.name == p.stem
+        # what `nasgal run FILE --out DIR --seeds N --device cpu` does to it
+        again = with_overrides(exp, {"out": "elsewhere", "seeds": 2, "device": "cpu"}, source="command line")
+        assert again.out == "elsewhere" and again.search == exp.search
+
+
+def test_search_section_takes_search_settings_but_not_the_experiments():
+    exp = parse_experiment({"name": "x", "dataset": "fashion_mnist",
+                            "search": {"epochs": 3, "arch_lr": 0.05, "order": "second"}})
+    assert exp.search.settings()["arch_lr"] == 0.05 and "seed" not in exp.search.model_dump()
+    with pytest.raises(SpecError, match="'seed' is set at the top of the experiment file"):
+        parse_experiment({"name": "x", "dataset": "fashion_mnist", "search": {"seed": 1}})
+    with pytest.raises(SpecError, match=r"search.lr_min"):
+        parse_experiment({"name": "x", "dataset": "fashion_mnist", "search": {"lr_min": -1}})
 
 
 def test_the_papers_two_5_cell_layouts_are_exact_counts():

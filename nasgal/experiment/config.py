@@ -43,6 +43,12 @@ class SearchSection(SearchConfig):
     #: Set by the experiment for every stage, not in [search].
     FROM_EXPERIMENT: ClassVar[tuple[str, ...]] = ("seed", "device", "dataset", "extra")
 
+    # Set by the experiment: not part of this section's data (excluded when it is written out).
+    seed: int = Field(0, exclude=True)
+    device: str = Field("auto", exclude=True)
+    dataset: str = Field("unknown", exclude=True)
+    extra: dict[str, Any] = Field(default_factory=dict, exclude=True)
+
     subset: int | None = Field(None, ge=2, description="Training images used (split in half for weights and α).")
     cells: int = Field(8, ge=1, description="Cells of the supernet.")
     channels: int = Field(16, ge=1, description="Initial channels of the supernet.")
