@@ -61,7 +61,7 @@ class PlainReporter(Reporter):
         self.title = ""
         self.estimated = False
         self._steps = self._done = 0
-        self._t0 = 0.0
+        self._t0 = self._first = 0.0
 
     def start(self, title: str, epoch: int, epochs: int, steps: int) -> None:
         import time
@@ -74,11 +74,15 @@ class PlainReporter(Reporter):
             return
         import time
 
+        now = time.perf_counter()
+        if self._done == 0:
+            self._first = now - self._t0  # the first step warms up (allocations, compilation)
         self._done += n
-        spent = time.perf_counter() - self._t0
-        if spent >= self.ESTIMATE_AFTER_S and 0 < self._done < self._steps:
+        spent = now - self._t0
+        if spent >= self.ESTIMATE_AFTER_S and 1 < self._done < self._steps:
             self.estimated = True
-            per_epoch = spent / self._done * self._steps
+            per_step = (spent - self._first) / (self._done - 1)
+            per_epoch = self._first + per_step * (self._steps - 1)
             print(f"{self.title}: {self._done}/{self._steps} steps in {_duration(spent)}; "
                   f"about {_duration(per_epoch)} per epoch", file=self.stream, flush=True)
 
