@@ -524,3 +524,56 @@ def test_real_fashion_mnist_run_removes_nodes(tmp_path):
     assert nasgal.count_params(nasgal.load(tmp_path / "p" / "pruned.json")) == res["params_after"] < res["params_before"]
     model = compile_network(pruned)
     assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+# Baseline methods --------------------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["random", "magnitude", "ablation"])
+def test_baseline_methods_meet_the_budget_are_seeded_and_compile(tmp_path, data_dir, method):
+    net = tiny_network()
+    total = sum(len(c) for c in candidates(net))
+    pruned, res = run_prune(tmp_path, data_dir, name=method, net=net, method=method, keep_nodes=0.5, seed=3)
+    assert pruned.pruning.method == method and pruned.name.endswith(f"-{method}")
+    assert abs(res["nodes_after"] - max(len(net.positions), round(0.5 * total))) <= 1 and res["budget_met"]
+    assert pruned.positions[0].mask is None and len(pruned.pruning.params["scores"]) == len(net.positions)
+    nasgal.compile_network(pruned)  # a valid, compilable spec
+    again, _ = run_prune(tmp_path, data_dir, name=f"{method}-again", net=net, method=method, keep_nodes=0.5, seed=3)
+    assert again.kept_nodes() == pruned.kept_nodes()  # deterministic by seed
+    assert not (tmp_path / method / "checkpoint.pt").exists()  # one pass, no epochs
+
+
+def test_random_scores_depend_on_the_seed_only():
+    from nasgal.prune.methods import random_scores
+
+    net = tiny_network()
+    assert random_scores(net, 1) == random_scores(net, 1) != random_scores(net, 2)
+
+
+def test_ablation_ranks_a_node_made_useless_last(data_dir):
+    """Zero every weight into one node (its output is then a constant the next BN removes):
+    removing it changes nothing, so its ablation score is the smallest of its cell."""
+    from nasgal.data import DeviceLoader
+    from nasgal.engine.data import prepare_splits
+    from nasgal.prune.methods import ablation_scores, magnitude_scores
+    from nasgal.spec import plan_network
+
+    net = tiny_network()
+    state = random_state(net, seed=1)
+    position, node = 0, candidates(net)[0][-1]
+    for e in plan_network(net).cells[position].edges:
+        if e.dst == node:
+            for k in state:
+                if k.startswith(f"cells.{position}.edges.{e.index}.") and state[k].dim() == 4:
+                    state[k] = torch.zeros_like(state[k])
+    splits = prepare_splits(net, "fashion_mnist", str(data_dir), subset=None, val_fraction=0.5, seed=0, download=False)
+    loader = DeviceLoader(splits.val, batch_size=64, shuffle=False, drop_last=False)
+    scores = ablation_scores(net, state, loader, "fp32", torch.device("cpu"))
+    assert scores[position][node] == pytest.approx(min(scores[position].values()), abs=1e-6)
+    assert magnitude_scores(net, state)[position][node] == 0.0
+
+
+def test_a_baseline_without_a_budget_is_refused():
+    from nasgal.errors import ConfigError
+    from nasgal.prune import resolve_prune_config
+
+    with pytest.raises(ConfigError, match="give keep_nodes or keep_params"):
+        resolve_prune_config(method="random")

@@ -27,7 +27,7 @@ def print_prune_results(results: dict, as_json: bool) -> None:
     table.add_column("Cell", justify="right")
     table.add_column("Type")
     table.add_column("Kept nodes")
-    table.add_column("Masks")
+    table.add_column("Masks" if results.get("method", "gal") == "gal" else f"{results['method']} scores")
     for p, kept in enumerate(results["kept"]):
         masks = results["masks"][p]
         shown = " ".join(f"{n}:{v:.2f}" for n, v in masks.items())
@@ -54,6 +54,7 @@ def prune_cmd(
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="fashion_mnist, mnist, cifar10, cifar100 or image_folder:PATH.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (created; re-running resumes).")],
     data_dir: Annotated[Optional[str], typer.Option(help="Folder with the dataset files (searched first).")] = None,
+    method: Annotated[Optional[str], _p("method")] = None,
     subset: Annotated[Optional[int], _p("subset")] = None,
     val_fraction: Annotated[Optional[float], _p("val_fraction")] = None,
     epochs: Annotated[Optional[int], _p("epochs")] = None,
@@ -100,7 +101,7 @@ def prune_cmd(
     check_resume(out, resume, restart)  # before anything slow: a wrong --out fails at once
     net = load_network_arg(network)
     cfg = resolve_prune_config(
-        subset=subset, val_fraction=val_fraction, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
+        method=method, subset=subset, val_fraction=val_fraction, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
         weight_decay=weight_decay, bn=bn, lam=lam, mu=mu, noise_dropout=noise_dropout, mask_lr=mask_lr,
         lam_warmup=lam_warmup, fista_restart=fista_restart, threshold=threshold, critic_steps=critic_steps,
         critic_weight_decay=critic_weight_decay, critic_lr=critic_lr, clip=clip, gp=gp, keep_params=keep_params,

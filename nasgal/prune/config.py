@@ -27,6 +27,11 @@ class PruneConfig(StageSettings):
 
     SOURCE: ClassVar[str] = "pruning settings"
 
+    method: Literal["gal", "random", "ablation", "magnitude"] = Field(
+        "gal",
+        description="How nodes are scored: gal (the paper), or a baseline at the same budget: random (seeded), "
+        "ablation (validation-loss increase without the node), magnitude (incoming conv weights).",
+    )
     # Schedule and data (the paper: batch 100, lr 0.01).
     epochs: int = Field(10, ge=1, description="Pruning epochs over the training split.")
     batch_size: int = Field(100, ge=1, description="Images per GAL iteration (the paper's 100).")
@@ -96,6 +101,9 @@ class PruneConfig(StageSettings):
     def _one_budget(self) -> "PruneConfig":
         if self.keep_params is not None and self.keep_nodes is not None:
             raise ValueError("give at most one of keep_params and keep_nodes, not both")
+        if self.method != "gal" and self.budget is None:
+            raise ValueError(f"method {self.method!r} scores nodes but has no threshold of its own: "
+                             "give keep_nodes or keep_params")
         return self
 
     @property

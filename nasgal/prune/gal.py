@@ -24,6 +24,7 @@ from ..engine.rundir import environment, read_json_object, use_device, write_jso
 from ..runfiles import ENV, PRUNE_LOG, PRUNED, RESULTS
 from ..engine.step import evaluate
 from ..engine.tracking import numbers
+from ..errors import NasgalError
 from ..engine.weights import fitted_model, weights_fingerprint
 from ..progress import Reporter
 from ..spec import Network, Pruning, count_params, load, save, spec_hash
@@ -31,6 +32,7 @@ from .budget import candidates, select_nodes
 from .config import PruneConfig
 from .critic import Critic
 from .fista import MaskFista
+from .methods import ablation_scores, magnitude_scores, random_scores
 from .step import GALStep
 
 
@@ -100,7 +102,10 @@ class PruneStage(Stage[tuple[Network, dict[str, Any]]]):
         self.teacher = load_teacher(network, teacher_state)  # fails early on weights of another network
         self.network, self.teacher_state, self.dataset, self.cfg, self.out = network, teacher_state, dataset, cfg, out
         self.data_dir, self.download, self.data = data_dir, download, data
-        self.epochs, self.spec, self.epoch_seed, self.ignore = cfg.epochs, network, cfg.seed, cfg.RUNTIME
+        # The baselines score nodes in one pass (finish); only GAL trains for epochs.
+        self.gal = cfg.method == "gal"
+        epochs = cfg.epochs if self.gal else 0
+        self.epochs, self.spec, self.epoch_seed, self.ignore = epochs, network, cfg.seed, cfg.RUNTIME
         self.tensorboard = cfg.tensorboard
         self.record = {"dataset": dataset, "network": network.name, "network_hash": spec_hash(network),
                        "weights": weights_fingerprint(teacher_state), "config": cfg.model_dump()}
@@ -122,10 +127,16 @@ class PruneStage(Stage[tuple[Network, dict[str, Any]]]):
         self.val_loader = (DeviceLoader(data.val, batch_size=cfg.eval_batch_size, shuffle=False, drop_last=False,
                                         device=device, channels_last=cfg.channels_last)
                            if data.val is not None else None)
+        if cfg.method == "ablation" and self.val_loader is None:
+            raise NasgalError("method 'ablation' measures the validation loss, but val_fraction is 0",
+                              hint="give --val-fraction above 0")
         memory = torch.channels_last if cfg.channels_last else torch.contiguous_format
-
         # Teacher: frozen, eval mode. Generator: same weights, gates at 1. Critic: seeded MLP.
         self.teacher.to(device, memory_format=memory).eval().requires_grad_(False)
+        self.teacher_val = (evaluate(self.teacher, self.val_loader, cfg.precision, device)[1]
+                            if self.val_loader is not None else None)
+        if not self.gal:
+            return
         self.generator = generator = load_teacher(network, self.teacher_state, gates=True).to(device, memory_format=memory)
         generator.set_drop_path(0.0, enabled=False)
         generator.train(cfg.bn == "train")
@@ -145,10 +156,10 @@ class PruneStage(Stage[tuple[Network, dict[str, Any]]]):
         self.step = GALStep(self.teacher, generator, critic, self.opt_g, self.opt_d, self.fista, mu=cfg.mu,
                             critic_steps=cfg.critic_steps, clip=cfg.clip, gp=cfg.gp, noise=cfg.noise_dropout,
                             precision=cfg.precision, device=device)
-        self.teacher_val = (evaluate(self.teacher, self.val_loader, cfg.precision, device)[1]
-                            if self.val_loader is not None else None)
 
     def parts(self) -> dict[str, tuple[Any, str]]:
+        if not self.gal:
+            return {}
         return {"generator": (self.generator, "generator"), "critic": (self.critic, "critic"),
                 "opt_g": (self.opt_g, "generator optimizer"), "opt_d": (self.opt_d, "critic optimizer"),
                 "fista": (self.fista, "mask state")}
@@ -186,6 +197,15 @@ class PruneStage(Stage[tuple[Network, dict[str, Any]]]):
     def shown(self, row: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in row.items() if k != "masks"}
 
+    def scores(self) -> list[dict[int, float]]:
+        """A baseline method's score per teacher-live node (larger: more worth keeping)."""
+        cfg = self.cfg
+        if cfg.method == "random":
+            return random_scores(self.network, cfg.seed)
+        if cfg.method == "magnitude":
+            return magnitude_scores(self.network, self.teacher_state)
+        return ablation_scores(self.network, self.teacher_state, self.val_loader, cfg.precision, self.device)
+
     def scalars(self, row: dict[str, Any]) -> dict[str, float]:
         """The row's figures and every node's mask (``masks/pos{p}/node{n}``) over the epochs."""
         out = numbers(self.shown(row))
@@ -194,14 +214,20 @@ class PruneStage(Stage[tuple[Network, dict[str, Any]]]):
         return out
 
     def finish(self, rows: list[dict[str, Any]], elapsed: float, reporter: Reporter) -> tuple[Network, dict[str, Any]]:
-        cfg, network, device, out, gates = self.cfg, self.network, self.device, self.out, self.gates
-        masks = _mask_dicts(gates, self.fista.masks(), network, self.cand)
-        sel = select_nodes(network, masks, threshold=cfg.threshold, keep_params=cfg.keep_params,
-                           keep_nodes=cfg.keep_nodes, integral=self.integral)
+        cfg, network, device, out = self.cfg, self.network, self.device, self.out
+        if self.gal:
+            masks = _mask_dicts(self.gates, self.fista.masks(), network, self.cand)
+            sel = select_nodes(network, masks, threshold=cfg.threshold, keep_params=cfg.keep_params,
+                               keep_nodes=cfg.keep_nodes, integral=self.integral)
+        else:  # scores, not masks: no threshold, the budget decides
+            masks = self.scores()
+            sel = select_nodes(network, masks, threshold=float("-inf"), keep_params=cfg.keep_params,
+                               keep_nodes=cfg.keep_nodes)
         for event in sel.events:
             reporter.message(event)
         gen_val = gen_pruned_val = None
-        if self.val_loader is not None:
+        if self.val_loader is not None and self.gal:
+            gates = self.gates
             gen_val = evaluate(self.generator, self.val_loader, cfg.precision, device)[1]
             with torch.no_grad():  # the masked generator after thresholding: removed nodes' gates at 0
                 saved = {p: g.detach().clone() for p, g in gates.items()}
@@ -216,11 +242,14 @@ class PruneStage(Stage[tuple[Network, dict[str, Any]]]):
 
         params = {**cfg.record(), "dataset": self.dataset, "teacher_weights": self.record["weights"],
                   "budget": cfg.budget, "budget_met": sel.budget_met, "revived": sel.revived}
+        if not self.gal:  # the scores that chose the nodes, for the record (they are not masks)
+            params["scores"] = [{str(n): round(float(v), 6) for n, v in m.items()} for m in masks]
         pruned = network.with_kept_nodes(
-            sel.kept, mask=masks,
-            pruning=Pruning(method="gal", parent=spec_hash(network), threshold=cfg.threshold, params=params),
+            sel.kept, mask=masks if self.gal else None,
+            pruning=Pruning(method=cfg.method, parent=spec_hash(network),
+                            threshold=cfg.threshold if self.gal else None, params=params),
         )
-        pruned = pruned.model_copy(update={"name": f"{network.name}-gal"})
+        pruned = pruned.model_copy(update={"name": f"{network.name}-{cfg.method}"})
         save(pruned, out / PRUNED)
         params_before, params_after = count_params(network), count_params(pruned)
         results: dict[str, Any] = {
@@ -236,7 +265,8 @@ class PruneStage(Stage[tuple[Network, dict[str, Any]]]):
             "nodes_after": sum(len(k) for k in sel.kept),
             "kept": sel.kept,
             "reductions": network.reductions,
-            "masks": [{str(n): v for n, v in m.items()} for m in masks],
+            "method": cfg.method,
+            "masks": [{str(n): v for n, v in m.items()} for m in masks],  # a baseline's scores
             "threshold": cfg.threshold,
             "budget": cfg.budget,
             "budget_target": sel.target,
