@@ -108,6 +108,39 @@ def test_seeds_report_mean_and_std(tmp_path, data_dir):
     assert " ± " in (tmp_path / "s" / "report.md").read_text()
 
 
+def test_several_pruning_methods_compare_at_the_same_budget(tmp_path, data_dir):
+    """One baseline per seed, pruned by each method to the same budget and retrained; the report
+    compares them and says when seeds are too few to tell them apart."""
+    cfg = tiny(data_dir, tmp_path / "m")
+    cfg["train"]["epochs"] = 1
+    cfg["prune"] = {"epochs": 1, "batch_size": 20, "keep_nodes": 0.5, "method": ["gal", "random", "magnitude"]}
+    res = run_experiment(parse_experiment(cfg), seeds=2)
+    out = tmp_path / "m"
+    for d in ("prune", "retrain", "prune-random", "retrain-random", "prune-magnitude", "retrain-magnitude"):
+        assert (out / "seed1" / d / "metrics.json").exists(), d
+    s0 = res.seeds[0]
+    assert list(s0.methods) == ["gal", "random", "magnitude"] and s0.pruned == s0.methods["gal"].pruned
+    live = {m: sum(len(k) for k in r.pruned.kept_nodes()) for m, r in s0.methods.items()}
+    assert max(live.values()) - min(live.values()) <= 1  # the same budget
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["methods"]) == {"gal", "random", "magnitude"}
+    assert summary["methods"]["gal"]["vs_random"]["n"] == 2 and "interval_95" not in summary["methods"]["gal"]["vs_random"]
+    report = (out / "report.md").read_text()
+    assert "## Pruning methods at the same budget" in report and "| random |" in report
+    assert "too few seeds to tell (n=2" in report and "figures/methods.png" in report
+    assert (out / "figures" / "methods.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_method_list_is_checked_when_the_file_is_read(tmp_path, data_dir):
+    cfg = tiny(data_dir, tmp_path / "m")
+    cfg["prune"] = {"method": ["gal", "random"]}  # random needs a budget
+    with pytest.raises(SpecError, match="give keep_nodes or keep_params"):
+        parse_experiment(cfg)
+    cfg["prune"] = {"method": ["gal", "gal"], "keep_nodes": 0.5}
+    with pytest.raises(SpecError, match="list each method once"):
+        parse_experiment(cfg)
+
+
 @pytest.mark.parametrize(
     "change,message",
     [
@@ -220,3 +253,22 @@ def test_report_html_renders_tables_images_and_escapes_text():
     assert "<h1>run &lt;b&gt;</h1>" in page and "<strong>x</strong>" in page
     assert "<table>" in page and "<th>a</th>" in page and "<td>2</td>" in page
     assert '<img src="figures/c.png" alt="curves"' in page
+
+
+def test_methods_summary_gives_a_paired_interval_from_three_seeds():
+    from nasgal.experiment.pipeline import ExperimentResult, MethodResult, SeedResult
+    from nasgal.experiment.report import _methods_section, methods_summary
+
+    net = nasgal.stack(nasgal.load("darts_v2"), cells=3, channels=4, classes=10, in_channels=1, input_size=28)
+    pruned = net.with_kept_nodes([[0, 1], [0], [0, 1]])
+    seeds = []
+    for seed, (good, rnd) in enumerate([(0.80, 0.70), (0.82, 0.71), (0.79, 0.72), (0.81, 0.70)]):
+        methods = {m: MethodResult({"wall_time_s": 1.0}, {"test_accuracy": acc, "wall_time_s": 2.0}, pruned)
+                   for m, acc in (("gal", good), ("random", rnd), ("magnitude", rnd + (0.01 if seed % 2 else -0.01)))}
+        seeds.append(SeedResult(seed, {"test_accuracy": 0.85}, methods["gal"].prune, methods["gal"].retrain, pruned,
+                                methods))
+    summary = {"methods": methods_summary(ExperimentResult(Path("."), net, nasgal.load("darts_v2"), seeds))}
+    gal = summary["methods"]["gal"]["vs_random"]
+    assert gal["mean"] == pytest.approx(0.0975) and 0 < gal["interval_95"][0] <= gal["interval_95"][1]
+    text = "\n".join(_methods_section(summary, {}))
+    assert "| gal |" in text and ": better |" in text and ": not told apart |" in text

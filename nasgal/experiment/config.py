@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from ..errors import NasgalError, SpecError
+from ..errors import NasgalError, SpecError, join_location
 from ..engine.config import Settings
 from ..search.config import SearchConfig
 from ..spec.io import problems_of
@@ -102,7 +102,10 @@ class Experiment(_Section):
     search: SearchSection | None = Field(None, description="Search stage; absent: start from network.genotype.")
     network: NetworkSection = Field(default_factory=NetworkSection, description="Stacking.")
     train: dict[str, Any] = Field(default_factory=dict, description="Baseline training options (recipe and overrides).")
-    prune: dict[str, Any] = Field(default_factory=dict, description="GAL pruning options.")
+    prune: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Pruning options; 'method' may list several methods, compared at the same budget.",
+    )
     retrain: RetrainSection = Field(default_factory=RetrainSection, description="Retraining of the pruned network.")
 
     @field_validator("name")
@@ -124,9 +127,24 @@ class Experiment(_Section):
                 raise ValueError(f"set '{key}' at the top level of the experiment, not per stage")
         return v
 
+    def prune_methods(self) -> list[str]:
+        """The pruning methods to run, in order (``[prune] method``: one name, or a list)."""
+        m = self.prune.get("method", "gal")
+        return list(m) if isinstance(m, list) else [m]
+
+    def prune_options(self, method: str) -> dict[str, Any]:
+        """The [prune] options for one of :meth:`prune_methods`."""
+        return {**self.prune, "method": method}
+
     def out_dir(self, base: Path | None = None) -> Path:
         p = Path(self.out) if self.out else Path("runs") / self.name
         return p if p.is_absolute() or base is None else base / p
+
+
+def method_dirs(method: str) -> tuple[str, str]:
+    """The prune and retrain run folders of a pruning method inside a seed's folder (GAL's keep
+    the plain names ``prune`` and ``retrain``)."""
+    return ("prune", "retrain") if method == "gal" else (f"prune-{method}", f"retrain-{method}")
 
 
 def parse_experiment(data: dict[str, Any], source: str = "experiment") -> Experiment:
@@ -157,6 +175,15 @@ def _check_stage_options(exp: Experiment, source: str) -> None:
     if extra:
         problems.append(("prune", f"unknown option(s) {', '.join(extra)}; options: "
                                   f"{', '.join(sorted(PruneConfig.model_fields))}"))
+    methods = exp.prune_methods()
+    if not methods or len(set(methods)) != len(methods):
+        problems.append(("prune.method", f"list each method once, at least one (got {methods})"))
+    elif not extra:
+        for method in methods:  # every method's settings valid now, not mid-run
+            try:
+                PruneConfig(**exp.prune_options(method))
+            except ValidationError as err:
+                problems += [(join_location("prune", loc), msg) for loc, msg in problems_of(err)]
     if problems:
         raise SpecError(problems, source=source)
 

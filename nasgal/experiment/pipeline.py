@@ -25,7 +25,7 @@ from ..spec import Genotype, Network, load, save, stack
 from ..spec.library import resolve_spec_path
 from ..engine.rundir import read_json_object, run_lock
 from ..runfiles import NETWORK, RESULTS
-from .config import Experiment
+from .config import Experiment, method_dirs
 
 STAGES = ("search", "stack", "baseline", "prune", "retrain", "report")
 
@@ -35,12 +35,23 @@ class Interrupted(Exception):
 
 
 @dataclass
+class MethodResult:
+    prune: dict[str, Any]
+    retrain: dict[str, Any]
+    pruned: Network
+
+
+@dataclass
 class SeedResult:
+    """One seed's runs; ``prune``, ``retrain`` and ``pruned`` are those of the first method
+    (GAL unless the experiment lists others), ``methods`` holds every method's."""
+
     seed: int
     baseline: dict[str, Any]
     prune: dict[str, Any]
     retrain: dict[str, Any]
     pruned: Network
+    methods: dict[str, MethodResult] = field(default_factory=dict)
 
 
 @dataclass
@@ -174,28 +185,33 @@ def _run_experiment(exp: Experiment, out: Path, reporter: Reporter, download: bo
             raise Interrupted(f"stopped inside baseline training after {stop} epochs")
         times[f"baseline/seed{seed}"] = base["wall_time_s"]
 
-        reporter.message(f"seed {seed}: GAL pruning")
-        stop = _stop(interrupt, "prune")
         teacher_state = load_weights(sdir / "baseline")
-        pcfg = resolve_prune_config(**exp.prune, seed=seed, device=exp.device)
-        pruned, pres = prune(network, teacher_state, dataset=exp.dataset, config=pcfg, out_dir=sdir / "prune",
-                             data_dir=exp.data_dir, reporter=reporter, stop_after=stop, download=download)
-        if pruned is None:
-            raise Interrupted(f"stopped inside pruning after {stop} epochs")
-        times[f"prune/seed{seed}"] = pres.get("wall_time_s", 0.0)
+        methods: dict[str, MethodResult] = {}
+        for method in exp.prune_methods():
+            prune_dir, retrain_dir = method_dirs(method)
+            reporter.message(f"seed {seed}: pruning ({method})")
+            stop = _stop(interrupt, "prune")
+            pcfg = resolve_prune_config(**exp.prune_options(method), seed=seed, device=exp.device)
+            pruned, pres = prune(network, teacher_state, dataset=exp.dataset, config=pcfg, out_dir=sdir / prune_dir,
+                                 data_dir=exp.data_dir, reporter=reporter, stop_after=stop, download=download)
+            if pruned is None:
+                raise Interrupted(f"stopped inside pruning after {stop} epochs")
+            times[f"{prune_dir}/seed{seed}"] = pres.get("wall_time_s", 0.0)
 
-        reporter.message(f"seed {seed}: retraining the pruned network")
-        stop = _stop(interrupt, "retrain")
-        overrides = {**exp.train, **exp.retrain.overrides}
-        cfg2 = resolve_config(overrides.get("recipe", "paper"),
-                              **{k: v for k, v in overrides.items() if k != "recipe"}, seed=seed, device=exp.device)
-        init = inherit_weights(pruned, teacher_state) if exp.retrain.inherit else None
-        ret = train(pruned, dataset=exp.dataset, config=cfg2, out_dir=sdir / "retrain", data_dir=exp.data_dir,
-                    init_state=init, reporter=reporter, stop_after=stop, download=download)
-        if stop is not None and "interrupted_after_epoch" in ret:
-            raise Interrupted(f"stopped inside retraining after {stop} epochs")
-        times[f"retrain/seed{seed}"] = ret["wall_time_s"]
-        result.seeds.append(SeedResult(seed, base, pres, ret, pruned))
+            reporter.message(f"seed {seed}: retraining the pruned network ({method})")
+            stop = _stop(interrupt, "retrain")
+            overrides = {**exp.train, **exp.retrain.overrides}
+            cfg2 = resolve_config(overrides.get("recipe", "paper"),
+                                  **{k: v for k, v in overrides.items() if k != "recipe"}, seed=seed, device=exp.device)
+            init = inherit_weights(pruned, teacher_state) if exp.retrain.inherit else None
+            ret = train(pruned, dataset=exp.dataset, config=cfg2, out_dir=sdir / retrain_dir, data_dir=exp.data_dir,
+                        init_state=init, reporter=reporter, stop_after=stop, download=download)
+            if stop is not None and "interrupted_after_epoch" in ret:
+                raise Interrupted(f"stopped inside retraining after {stop} epochs")
+            times[f"{retrain_dir}/seed{seed}"] = ret["wall_time_s"]
+            methods[method] = MethodResult(pres, ret, pruned)
+        first = methods[exp.prune_methods()[0]]
+        result.seeds.append(SeedResult(seed, base, first.prune, first.retrain, first.pruned, methods))
 
     _stop(interrupt, "report")
     t0 = time.perf_counter()

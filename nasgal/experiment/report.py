@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..runfiles import ENV, WEIGHTS
+from .config import method_dirs
 from ..spec import network_cost
-from ..spec.io import atomic_write_text
+from ..spec.io import atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:
     from .config import Experiment
@@ -86,13 +87,116 @@ def report_figures(exp: "Experiment", res: "ExperimentResult") -> dict[str, str]
         runs = []
         for s in res.seeds[:1]:
             runs.append(load_run(res.out / f"seed{s.seed}" / "baseline", name="baseline"))
-            runs.append(load_run(res.out / f"seed{s.seed}" / "retrain", name="pruned, retrained"))
+            runs.append(load_run(res.out / f"seed{s.seed}" / method_dirs(exp.prune_methods()[0])[1],
+                                 name="pruned, retrained"))
         if runs:
             plot_runs(runs, fig_dir / "curves.png", title=f"{exp.name}: training curves (seed {res.seeds[0].seed})")
             out["curves"] = "figures/curves.png"
     except Exception as e:
         log.warning("training curves failed: %s", e)
+    if len(exp.prune_methods()) > 1 and res.seeds:
+        try:
+            _methods_figure(res, fig_dir / "methods.png")
+            out["methods"] = "figures/methods.png"
+        except Exception as e:
+            log.warning("methods figure failed: %s", e)
     return out
+
+
+def _methods_figure(res: "ExperimentResult", path: Path) -> None:
+    """Test accuracy against parameters: every method's retrained networks (one point per seed)
+    and the unpruned baseline."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from ..plot import RUN_COLORS
+
+    fig = Figure(figsize=(5.5, 4.0), layout="constrained")
+    ax = fig.subplots()
+    base = network_cost(res.network).params
+    ax.scatter([base] * len(res.seeds), [100 * s.baseline["test_accuracy"] for s in res.seeds], marker="*", s=120,
+               color="#000000", label="baseline (unpruned)")
+    for i, method in enumerate(res.seeds[0].methods):
+        xs = [network_cost(s.methods[method].pruned).params for s in res.seeds]
+        ys = [100 * s.methods[method].retrain["test_accuracy"] for s in res.seeds]
+        ax.scatter(xs, ys, color=RUN_COLORS[i % len(RUN_COLORS)], label=method)
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("test accuracy %")
+    ax.set_title("Pruning methods at the same budget")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=150, metadata={"Software": None})
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def methods_summary(res: "ExperimentResult", rounds: int = 10_000) -> dict[str, Any]:
+    """Per method: parameters, MACs, test accuracy per seed, wall time; and each method's paired
+    difference from ``random`` (same seed, same teacher) with a bootstrap 95 % interval."""
+    import numpy as np
+
+    if not res.seeds or not res.seeds[0].methods:
+        return {}
+    methods: dict[str, Any] = {}
+    for method in res.seeds[0].methods:
+        runs = [s.methods[method] for s in res.seeds]
+        costs = [network_cost(r.pruned) for r in runs]
+        methods[method] = {
+            "params": [c.params for c in costs],
+            "macs": [c.macs for c in costs],
+            "test_accuracy": [r.retrain["test_accuracy"] for r in runs],
+            "wall_time_s": [r.prune.get("wall_time_s", 0.0) + r.retrain.get("wall_time_s", 0.0) for r in runs],
+        }
+    if "random" in methods:
+        ref = np.array(methods["random"]["test_accuracy"])
+        rng = np.random.default_rng(0)
+        for method, m in methods.items():
+            if method == "random":
+                continue
+            d = np.array(m["test_accuracy"]) - ref
+            paired: dict[str, Any] = {"mean": float(d.mean()), "n": len(d)}
+            if len(d) >= 3:
+                # A percentile bootstrap of the mean paired difference over seeds (numpy's
+                # generator; no test statistic to assume for a handful of seeds).
+                boots = rng.choice(d, size=(rounds, len(d)), replace=True).mean(axis=1)
+                lo, hi = np.percentile(boots, [2.5, 97.5])
+                paired["interval_95"] = [float(lo), float(hi)]
+            m["vs_random"] = paired
+    return methods
+
+
+def _methods_section(summary: dict[str, Any], figs: dict[str, str]) -> list[str]:
+    methods = summary.get("methods") or {}
+    if len(methods) < 2:
+        return []
+    md = ["## Pruning methods at the same budget", "",
+          "Each method pruned the same trained baseline of each seed to the same budget; each pruned network "
+          "was then retrained the same way.", "",
+          "| method | params | MACs | test accuracy % (mean ± std) | wall time s (prune + retrain) | vs random (points) |",
+          "|---|---|---|---|---|---|"]
+    for method, m in methods.items():
+        vs = m.get("vs_random")
+        if vs is None:
+            cell = "–"
+        elif "interval_95" in vs:
+            lo, hi = vs["interval_95"]
+            verdict = "better" if lo > 0 else ("worse" if hi < 0 else "not told apart")
+            cell = f"{100 * vs['mean']:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}]: {verdict}"
+        else:
+            cell = f"{100 * vs['mean']:+.2f}: too few seeds to tell (n={vs['n']}; 3 or more give an interval)"
+        params = sorted(set(m["params"]))
+        md.append(f"| {method} | {', '.join(_m(p) for p in params)} | "
+                  f"{', '.join(f'{x / 1e6:.2f}M' for x in sorted(set(m['macs'])))} | {_mean_std(m['test_accuracy'])} | "
+                  f"{sum(m['wall_time_s']) / len(m['wall_time_s']):,.1f} | {cell} |")
+    md += ["", "vs random: the mean over seeds of (method − random) test accuracy on the same seed, with a "
+           "bootstrap 95 % interval over seeds; \"not told apart\" when the interval includes 0.", ""]
+    if "methods" in figs:
+        md += [f"![accuracy against parameters]({figs['methods']})", ""]
+    return md
 
 
 def build_summary(exp: "Experiment", res: "ExperimentResult") -> dict[str, Any]:
@@ -149,7 +253,7 @@ def report_latency(exp: "Experiment", res: "ExperimentResult") -> dict[str, Any]
         s = res.seeds[0]
         sdir = res.out / f"seed{s.seed}"
         cands = [Candidate("baseline", res.network, weights(sdir / "baseline")),
-                 Candidate("pruned", s.pruned, weights(sdir / "retrain"))]
+                 Candidate("pruned", s.pruned, weights(sdir / method_dirs(exp.prune_methods()[0])[1]))]
         lat = measure_latency(cands, device=exp.device, batches=LATENCY_BATCHES, runtimes=("eager",),
                               rounds=3, block_s=0.1)
     except Exception as e:  # a report without latency beats no report
@@ -196,6 +300,7 @@ def write_report(exp: "Experiment", res: "ExperimentResult", figs: dict[str, str
         figs = report_figures(exp, res)
     summary = build_summary(exp, res)
     summary["latency"] = lat = report_latency(exp, res)
+    summary["methods"] = methods_summary(res)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     env = _env(res)
     paper = summary["paper"]
@@ -238,6 +343,7 @@ def write_report(exp: "Experiment", res: "ExperimentResult", figs: dict[str, str
         md += [f"Latency: {lat['runtime']} inference on {lat['device']}, {lat['machine']}{load}; measured when this "
                f"report was written, baseline and pruned (seed {lat['seed']}) interleaved, median of {lat['rounds']} "
                "rounds. `nasgal latency` compares torch.compile and onnxruntime too.", ""]
+    md += _methods_section(summary, figs)
     if layout:
         t, f = layout["text_table1"], layout["table2_fit"]
         md += [f"† The paper contradicts itself on its 5-cell layout: its text and Table 1 put the reduction "
