@@ -352,3 +352,18 @@ def test_a_node_kept_at_mask_zero_is_marked_not_drawn_as_pruned():
     assert "pruned" in pruned_line and "dashed" in pruned_line and "peripheries" not in pruned_line
     strong = next(line for line in src.splitlines() if line.strip().startswith("1 [label"))
     assert "kept" not in strong and "peripheries" not in strong
+
+
+def test_a_baselines_node_scores_are_drawn_on_its_cells():
+    """`nasgal prune --method ablation` records a score per node; the figure shows it, so a
+    user sees which nodes matter (with --keep-nodes 1 before choosing a budget)."""
+    from nasgal.spec import Pruning
+
+    net = paper_net()
+    pruned = net.with_kept_nodes(
+        [list(net.cell_at(p).nodes) for p in range(net.num_positions)],
+        pruning=Pruning(method="ablation", params={"scores": [{"0": 0.25, "1": -0.001, "2": 0.0, "3": 1.5}] + [{}] * 4}),
+    )
+    src = render_position(pruned, 0).source
+    assert "ablation=0.25" in src and "ablation=-0.001" in src and "ablation=1.5" in src
+    assert "ablation=" not in render_position(pruned, 1).source

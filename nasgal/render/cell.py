@@ -88,6 +88,8 @@ def render_cell(
     title: str | None = None,
     name: str = "cell",
     threshold: float = 0.0,
+    scores: Mapping[int, float] | None = None,
+    score_name: str = "score",
 ) -> graphviz.Digraph:
     """The figure of one cell, optionally under a kept-node mask.
 
@@ -95,7 +97,8 @@ def render_cell(
     mask value per node (shown under the node number). A live node whose mask is at or below
     ``threshold`` (one a budget or the connectivity guard kept although its mask says remove)
     is marked "kept" and drawn with a double border, so it does not read as a pruned one.
-    ``live_inputs`` whether
+    ``scores`` (a baseline pruning method's score per node, e.g. its ablation sensitivity) are
+    shown under the node number as ``<score_name>=value``. ``live_inputs`` whether
     ``c_{k-2}`` and ``c_{k-1}`` carry a signal (an input from a dead cell does not).
     ``title`` is an HTML-like graphviz label fragment (plain text is fine). Pure: the
     result depends only on the arguments, so its DOT source is deterministic.
@@ -122,6 +125,8 @@ def render_cell(
         kept_below = state == "live" and mask is not None and n in mask and mask[n] <= threshold
         if mask is not None and n in mask:
             extra.append(f"m={format_mask(mask[n])}")
+        if scores is not None and n in scores:
+            extra.append(f"{score_name}={format_mask(scores[n])}")
         if state != "live":
             extra.append(state)
         elif kept_below:

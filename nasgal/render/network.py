@@ -75,7 +75,22 @@ def render_position(
         title=position_title(net, position, plan),
         name=f"pos{position}",
         threshold=(net.pruning.threshold or 0.0) if net.pruning is not None else 0.0,
+        scores=_scores(net, position),
+        score_name=net.pruning.method if net.pruning is not None else "score",
     )
+
+
+def _scores(net: Network, position: int) -> dict[int, float] | None:
+    """A baseline pruning method's recorded score per node of ``position`` (``pruning.params.scores``)."""
+    if net.pruning is None or not isinstance(net.pruning.params.get("scores"), list):
+        return None
+    rows = net.pruning.params["scores"]
+    if position >= len(rows) or not isinstance(rows[position], dict):
+        return None
+    try:
+        return {int(n): float(v) for n, v in rows[position].items()}
+    except (TypeError, ValueError):  # a hand-edited spec: draw it without scores
+        return None
 
 
 def render_network(
