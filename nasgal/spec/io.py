@@ -150,14 +150,18 @@ def read_json(path: str | os.PathLike) -> Any:
     """Decoded JSON of a spec file no larger than :data:`~nasgal.spec.limits.MAX_FILE_BYTES`;
     any failure is a :class:`SpecError` naming the file."""
     p = Path(path)
+    too_large = SpecError([("", f"larger than {MAX_FILE_BYTES // 2**20} MiB, the limit for a spec file")], source=str(p))
     try:
-        with p.open("rb") as f:
-            raw = f.read(MAX_FILE_BYTES + 1)
-        if len(raw) > MAX_FILE_BYTES:
-            raise SpecError(
-                [("", f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB, the limit for a spec file")], source=str(p)
-            )
-        text = raw.decode("utf-8")
+        if p.is_file() or not p.exists():
+            if p.is_file() and p.stat().st_size > MAX_FILE_BYTES:
+                raise too_large
+            text = p.read_text(encoding="utf-8")
+        else:  # a pipe or a device: read no more than the limit
+            with p.open("rb") as f:
+                raw = f.read(MAX_FILE_BYTES + 1)
+            text = raw.decode("utf-8")
+        if len(text) > MAX_FILE_BYTES:  # the file grew after its size was read
+            raise too_large
     except FileNotFoundError:
         raise SpecError([("", "no such file")], source=str(p)) from None
     except IsADirectoryError:
