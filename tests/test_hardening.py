@@ -13,6 +13,7 @@ import pytest
 
 from nasgal.cli.main import main
 from nasgal.spec import limits
+from nasgal.errors import SpecError
 from nasgal.spec.darts_text import parse_darts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,3 +113,33 @@ def test_a_search_space_too_large_for_a_supernet_is_refused(tmp_path, capsys):
     space = json.loads((ROOT / "spaces" / "darts.json").read_text())
     rc, err = _run(capsys, "validate", _write(tmp_path, dict(space, nodes=10**9, cells=10**9)))
     assert rc == 1 and "nodes: 1000000000 nodes" in err and "cells: 1000000000 cells" in err
+
+
+CALL = "Genotype(normal=[('skip_connect', 0), ('skip_connect', 1)], normal_concat=[2], reduce=[('skip_connect', 0), ('skip_connect', 1)], reduce_concat=[2])"
+
+
+@pytest.mark.parametrize("kind", ["calls", "aliases"])
+def test_import_bounds_the_genotypes_and_aliases_it_follows(tmp_path, capsys, kind):
+    if kind == "calls":
+        text = "".join(f"G{i} = {CALL}\n" for i in range(50_000))
+    else:
+        text = f"G0 = {CALL}\n" + "".join(f"G{i + 1} = G{i}\n" for i in range(50_000))
+    src = tmp_path / "genotypes.py"
+    src.write_text(text)
+    rc, err = _run(capsys, "import", str(src), "--name", "G7")
+    assert rc == 1
+    # 50,000 calls are a 7 MB file, over the size limit; 50,000 aliases fit in it and are counted
+    assert ("the limit for DARTS text" if kind == "calls" else "more than 1,000 Genotype(...) calls and aliases") in err
+    rc, err = _run(capsys, "import", text[: limits.MAX_DARTS_TEXT - 1].rsplit("\n", 1)[0] + "\n", "--name", "G7")
+    assert rc == 1 and ("1,000 are read" if kind == "calls" else "no more are read") in err
+    small = f"G0 = {CALL}\n" + "".join(f"G{i + 1} = G{i}\n" for i in range(limits.MAX_DARTS_NAMES - 1))
+    assert parse_darts(small, "G900").cells["normal"].num_nodes == 1
+    with pytest.raises(SpecError) as info:
+        parse_darts(small + f"G{limits.MAX_DARTS_NAMES} = G0\nG{limits.MAX_DARTS_NAMES + 1} = G0\n", "G1")
+    assert "no more are read" in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["Genotype(" + "(" * 100_000, "Genotype(" + "-" * 100_000 + "1)", "G = Genotype(\x00)"])
+def test_import_of_pathological_python_is_a_clean_error(capsys, text):
+    rc, err = _run(capsys, "import", text)
+    assert rc == 1 and "Error" in err

@@ -29,4 +29,9 @@ MAX_PARAMS: Final = 200_000_000
 #: Most intermediate nodes of a search-space cell (its supernet has n(n+3)/2 edges per cell).
 MAX_SEARCH_NODES: Final = 16
 
+#: Largest DARTS ``Genotype(...)`` text or Python file ``nasgal import`` reads (characters).
+MAX_DARTS_TEXT: Final = 1024 * 1024
+#: Most ``Genotype(...)`` calls plus ``NAME = OTHER`` aliases ``nasgal import`` follows in one text.
+MAX_DARTS_NAMES: Final = 1000
+
 __all__ = [name for name in dir() if name.startswith("MAX_")]
