@@ -366,10 +366,11 @@ def classify(path: str, seed_path: str, blob: bytes, timeout: float) -> tuple[st
         ok = all(c == 0 for n, c in codes.items() if n != "diff") and codes["diff"] in (0, 1)
         if not stackable:  # compile must refuse it, naming the missing cells
             ok = codes["compile"] == 1 and "has no cell named" in results["compile"][1] and codes["render"] == 0
-        if kind == "search_space":  # compile, render and diff refuse a search space by design
-            ok = all(c in (0, 1, 2) for c in codes.values())
+        if kind == "search_space":  # compile, render and diff refuse a search space by design, cleanly
+            refused = {"compile": 1, "render": 1, "diff": 2}
+            ok = all(codes[n] == rc and "Error: " in results[n][1] for n, rc in refused.items())
         return ("ok" if ok else "accepted-invalid"), detail
-    clean = all(c in (1, 2) and "Error" in results[n][1] for n, c in codes.items())
+    clean = all(c in (1, 2) and "Error: " in results[n][1] for n, c in codes.items())
     return ("clean" if clean else "traceback"), detail
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+
 from nasgal.cli.main import main
 from nasgal.spec import limits
 from nasgal.errors import SpecError
@@ -143,3 +144,24 @@ def test_import_bounds_the_genotypes_and_aliases_it_follows(tmp_path, capsys, ki
 def test_import_of_pathological_python_is_a_clean_error(capsys, text):
     rc, err = _run(capsys, "import", text)
     assert rc == 1 and "Error" in err
+
+
+def test_the_fuzz_target_runs_clean_and_catches_a_compile_failure(tmp_path, monkeypatch, capsys):
+    import typer.main
+
+    from benchscripts import load_benchmark
+
+    monkeypatch.setattr(typer.main, "get_command", typer.main.get_command)  # the fuzz target caches it
+    fuzz = load_benchmark("fuzz_specs")
+    assert fuzz.main(["--cases", "30", "--seed", "5", "--failures", str(tmp_path / "f")]) == 0
+    assert '"cases": 30' in capsys.readouterr().out and not (tmp_path / "f").exists()
+
+    # a spec that validates and then fails to compile is caught, and its input kept
+    def broken(*a, **k):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("nasgal.compile_network", broken)
+    seed = tmp_path / "seed.json"
+    seed.write_text(json.dumps(DARTS_V2))
+    outcome, detail = fuzz.classify(str(seed), str(seed), seed.read_bytes(), 5.0)
+    assert outcome == "traceback" and "RuntimeError: boom" in detail["compile"]["stderr"]
