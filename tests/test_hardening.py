@@ -165,3 +165,22 @@ def test_the_fuzz_target_runs_clean_and_catches_a_compile_failure(tmp_path, monk
     seed.write_text(json.dumps(DARTS_V2))
     outcome, detail = fuzz.classify(str(seed), str(seed), seed.read_bytes(), 5.0)
     assert outcome == "traceback" and "RuntimeError: boom" in detail["compile"]["stderr"]
+
+
+def test_a_dead_position_builds_nothing_and_costs_nothing():
+    """Found by the fuzz target: a position whose kept nodes do not reach its concat is dead; it used
+    to be charged for the edges into its kept nodes, which the compiler (rightly) does not build."""
+    from nasgal.compiler import compile_network
+    from nasgal.spec import Genotype, count_params, network_cost, stack
+
+    cell = {"nodes": [0, 1], "concat": [1], "edges": [
+        {"src": "c_{k-1}", "dst": 0, "op": "sep_conv_3x3"}, {"src": 0, "dst": 1, "op": "sep_conv_3x3"},
+        {"src": "c_{k-2}", "dst": 1, "op": "skip_connect"}]}
+    g = Genotype.model_validate({"name": "g", "cells": {"normal": cell}})
+    net = stack(g, cells=3, channels=4, classes=2, in_channels=1, input_size=8, reductions=[])
+    net = net.with_kept_nodes([None, [0], None])
+    cost = network_cost(net)
+    assert cost.cells[1].dead and cost.cells[1].params == 0
+    module = compile_network(net)
+    assert "1" not in module.cells
+    assert sum(p.numel() for p in module.parameters()) == count_params(net)

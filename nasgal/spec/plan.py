@@ -122,6 +122,8 @@ def plan_network(net: "Network") -> NetworkPlan:
         pre0: Literal["fr", "conv"] | None = ("fr" if reduction_prev else "conv") if INPUTS[0] in read else None
         pre1: Literal["conv"] | None = "conv" if INPUTS[1] in read else None
         concat = tuple(n for n in cell.concat if n in live_set)
+        if not concat:  # a dead position builds nothing: no edge, no preprocessing (nor any cost)
+            edges, pre0, pre1 = (), None, None
         size_out = _half(size_in[1]) if pos.reduction else size_in[1]
         plan = CellPlan(
             position=p,
