@@ -385,6 +385,14 @@ def _cells_of(spec: Spec) -> dict[str, Cell]:
 
 def diff_specs(a: Spec, b: Spec) -> DiffResult:
     """Compare two specs: networks position by position, anything else cell by cell."""
+    from .errors import NasgalError
+
+    for spec in (a, b):
+        if not isinstance(spec, (Genotype, Network)):
+            raise NasgalError(
+                f"diff compares genotypes and networks, not a {getattr(spec, 'kind', type(spec).__name__)} file",
+                hint="give two genotype or network files (or library genotype names)",
+            )
     fields = _field_changes(a, b)
     if isinstance(a, Network) and isinstance(b, Network):
         va, vb = position_views(a), position_views(b)

@@ -16,3 +16,16 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 import torch  # noqa: E402
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+# Property-based tests (tests/test_properties.py): a small example budget by default, without
+# deadlines (timing on a shared 2-core machine is noise); NASGAL_HYPOTHESIS_PROFILE=long for a
+# long run.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile(
+    "ci", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
+settings.register_profile(
+    "long", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
+settings.load_profile(os.environ.get("NASGAL_HYPOTHESIS_PROFILE", "ci"))

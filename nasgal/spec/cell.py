@@ -12,6 +12,7 @@ from typing import Final, Iterable, Literal, TypeVar, Union
 from pydantic import Field, StrictInt, model_validator
 from ..errors import Problem
 from .base import SpecModel, raise_problems
+from .limits import MAX_EDGES, MAX_NODES
 from .ops import KNOWN_OPS
 
 INPUT_PREV_PREV: Final = "c_{k-2}"
@@ -86,6 +87,12 @@ class Cell(SpecModel):
         """Every structural problem of this cell, each at its place in the cell (``edges[3]``,
         ``concat``, ...) and naming the offending values."""
         out: list[Problem] = []
+        if len(self.nodes) > MAX_NODES:
+            out.append(Problem("nodes", f"{len(self.nodes)} nodes; a cell has at most {MAX_NODES}"))
+        if len(self.edges) > MAX_EDGES:
+            out.append(Problem("edges", f"{len(self.edges)} edges; a cell has at most {MAX_EDGES}"))
+        if out:
+            return out
         if not self.nodes:
             out.append(Problem("nodes", "a cell needs at least one intermediate node"))
         seen: set[int] = set()

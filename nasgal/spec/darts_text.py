@@ -40,6 +40,7 @@ from .cell import Cell, Edge, ref_of_state, state_of_ref
 from .genotype import Genotype, Provenance
 from .graph import topological_order
 from .io import validate_spec
+from .limits import MAX_DARTS_NAMES, MAX_DARTS_TEXT
 
 #: The DARTS namedtuple's fields, in positional order.
 FIELDS: tuple[str, ...] = ("normal", "normal_concat", "reduce", "reduce_concat")
@@ -157,8 +158,17 @@ def _call_args(call: ast.Call, source: str | None) -> _Call:
 
 
 def _parse_module(text: str, source: str | None) -> ast.Module:
+    if len(text) > MAX_DARTS_TEXT:
+        raise SpecError([("", f"{len(text):,} characters; DARTS text is read up to {MAX_DARTS_TEXT:,}")], source=source)
+    calls = text.count("Genotype(")
+    if calls > MAX_DARTS_NAMES:
+        raise SpecError([("", f"{calls:,} Genotype(...) calls; at most {MAX_DARTS_NAMES:,} are read")], source=source)
     try:
         return ast.parse(text, filename=source or "<text>")
+    except (RecursionError, MemoryError):
+        raise SpecError([("", "nested too deeply to read as Python")], source=source) from None
+    except ValueError as e:  # e.g. a NUL character
+        raise SpecError([("", f"not valid Python: {e}")], source=source) from None
     except SyntaxError as e:
         # A pasted log line ("... genotype = Genotype(...)") is not a Python file: read the call.
         start = text.find("Genotype(")
@@ -167,7 +177,7 @@ def _parse_module(text: str, source: str | None) -> ast.Module:
             if snippet is not None:
                 try:
                     return ast.parse(text[start : start + len("Genotype") + len(snippet)])
-                except SyntaxError:
+                except (SyntaxError, RecursionError, MemoryError, ValueError):
                     pass
         loc = f"line {e.lineno} column {e.offset}" if e.lineno else ""
         raise SpecError([(loc, f"not valid Python: {e.msg}")], source=source) from None
@@ -187,12 +197,18 @@ def _balanced(text: str, open_at: int) -> str | None:
     return None
 
 
-def _find_calls(module: ast.Module) -> tuple[dict[str, ast.Call], list[ast.Call]]:
-    """Named ``NAME = Genotype(...)`` calls (aliases followed) and anonymous ones."""
+def _find_calls(module: ast.Module, source: str | None = None) -> tuple[dict[str, ast.Call], list[ast.Call]]:
+    """Named ``NAME = Genotype(...)`` calls (aliases followed) and anonymous ones; at most
+    :data:`~nasgal.spec.limits.MAX_DARTS_NAMES` of them, aliases included."""
     named: dict[str, ast.Call] = {}
     aliases: dict[str, str] = {}
     anonymous: list[ast.Call] = []
     for stmt in module.body:
+        if len(named) + len(aliases) + len(anonymous) > MAX_DARTS_NAMES:
+            raise SpecError(
+                [(_where(stmt), f"more than {MAX_DARTS_NAMES:,} Genotype(...) calls and aliases; no more are read")],
+                source=source,
+            )
         targets: list[ast.expr] = []
         value: ast.AST | None = None
         if isinstance(stmt, ast.Assign):
@@ -222,7 +238,7 @@ def _find_calls(module: ast.Module) -> tuple[dict[str, ast.Call], list[ast.Call]
 
 def genotype_names(text: str, source: str | None = None) -> list[str]:
     """Names of the ``NAME = Genotype(...)`` assignments (and aliases) in Python text."""
-    named, _ = _find_calls(_parse_module(text, source))
+    named, _ = _find_calls(_parse_module(text, source), source)
     return list(named)
 
 
@@ -230,7 +246,7 @@ def _select(text: str, name: str | None, source: str | None, strict: bool = True
     """The call to read and its name. ``strict``: a given name must be assigned in the text;
     otherwise (pasted text) a name not found names the text's only genotype."""
     module = _parse_module(text, source)
-    named, anonymous = _find_calls(module)
+    named, anonymous = _find_calls(module, source)
     if name is not None and named:
         if name in named:
             return named[name], name
@@ -432,11 +448,15 @@ def read_darts_file(path: str | os.PathLike, name: str | None = None) -> Genotyp
     """Read a genotype from a Python file such as DARTS's ``genotypes.py``."""
     p = Path(path)
     try:
+        if p.is_file() and p.stat().st_size > 4 * MAX_DARTS_TEXT:  # 4 bytes per character at most
+            raise SpecError([("", f"larger than {MAX_DARTS_TEXT:,} characters, the limit for DARTS text")], source=str(p))
         text = p.read_text(encoding="utf-8")
     except (FileNotFoundError, IsADirectoryError):
         raise SpecError([("", "no such file")], source=str(p)) from None
     except UnicodeDecodeError as e:
         raise SpecError([("", f"not UTF-8 text ({e.reason} at byte {e.start})")], source=str(p)) from None
+    except OSError as e:
+        raise SpecError([("", f"cannot be read ({e.strerror or e})")], source=str(p)) from None
     call, found = _select(text, name, str(p))
     label = found or name
     prov = {"source": f"{p.name}: {label}" if label else p.name}

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 
 from .base import SpecModel
 from .cell import Cell
+from .limits import MAX_CELLS
 
 FORMAT_VERSION: Final = 1
 
@@ -42,4 +43,6 @@ class Genotype(SpecModel):
     def _has_cells(cls, v: dict[str, Cell]) -> dict[str, Cell]:
         if not v:
             raise ValueError("a genotype needs at least one cell")
+        if len(v) > MAX_CELLS:
+            raise ValueError(f"{len(v)} cells; a genotype has at most {MAX_CELLS}")
         return v

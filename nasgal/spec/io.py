@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, ValidationError
 from ..errors import NasgalError, Problem, SpecError, join_location
 from .base import SPEC_PROBLEMS
 from .genotype import Genotype
+from .limits import MAX_DEPTH, MAX_FILE_BYTES
 from .network import Network
 from .space import SearchSpace
 
@@ -82,8 +83,48 @@ def problems_of(err: ValidationError) -> list[Problem]:
     return out
 
 
+def data_problems(data: Any) -> list[Problem]:
+    """Problems of decoded JSON that no model should see: nesting deeper than
+    :data:`~nasgal.spec.limits.MAX_DEPTH` and text that is not valid Unicode (lone surrogates
+    such as ``\\ud800``, which JSON escapes can produce but no file can store as UTF-8)."""
+    out: list[Problem] = []
+    todo: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while todo and len(out) < 10:
+        value, loc, depth = todo.pop()
+        if isinstance(value, str):
+            if not _is_unicode(value):
+                out.append(Problem(loc, f"text {ascii(value[:40])} is not valid Unicode (a lone surrogate)"))
+            continue
+        if not isinstance(value, (dict, list)):
+            continue
+        if depth >= MAX_DEPTH:
+            out.append(Problem(loc, f"nested deeper than {MAX_DEPTH} levels; no spec is that deep"))
+            continue
+        if isinstance(value, dict):
+            for k, v in value.items():
+                key = str(k)
+                if not _is_unicode(key):
+                    out.append(Problem(loc, f"field name {ascii(key[:40])} is not valid Unicode (a lone surrogate)"))
+                    continue
+                todo.append((v, join_location(loc, key), depth + 1))
+        else:
+            todo.extend((v, f"{loc}[{i}]", depth + 1) for i, v in enumerate(value))
+    return out
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def validate_spec(model: type[M], data: Any, source: str | None = None) -> M:
     """Validate ``data`` as ``model``; raise :class:`SpecError` listing every problem."""
+    bad = data_problems(data)
+    if bad:
+        raise SpecError(bad, source=source)
     try:
         return model.model_validate(data)
     except ValidationError as err:
@@ -94,6 +135,9 @@ def parse_spec(data: Any, source: str | None = None) -> BaseModel:
     """Validate a decoded JSON object as whatever its ``kind`` says it is."""
     if not isinstance(data, dict):
         raise SpecError([("", f"expected a JSON object, got {type(data).__name__}")], source=source)
+    bad = data_problems(data)
+    if bad:
+        raise SpecError(bad, source=source)
     kind = data.get("kind")
     if not isinstance(kind, str) or kind not in KINDS:
         known = ", ".join(sorted(KINDS))
@@ -103,9 +147,21 @@ def parse_spec(data: Any, source: str | None = None) -> BaseModel:
 
 
 def read_json(path: str | os.PathLike) -> Any:
+    """Decoded JSON of a spec file no larger than :data:`~nasgal.spec.limits.MAX_FILE_BYTES`;
+    any failure is a :class:`SpecError` naming the file."""
     p = Path(path)
+    too_large = SpecError([("", f"larger than {MAX_FILE_BYTES // 2**20} MiB, the limit for a spec file")], source=str(p))
     try:
-        text = p.read_text(encoding="utf-8")
+        if p.is_file() or not p.exists():
+            if p.is_file() and p.stat().st_size > MAX_FILE_BYTES:
+                raise too_large
+            text = p.read_text(encoding="utf-8")
+        else:  # a pipe or a device: read no more than the limit
+            with p.open("rb") as f:
+                raw = f.read(MAX_FILE_BYTES + 1)
+            text = raw.decode("utf-8")
+        if len(text) > MAX_FILE_BYTES:  # the file grew after its size was read
+            raise too_large
     except FileNotFoundError:
         raise SpecError([("", "no such file")], source=str(p)) from None
     except IsADirectoryError:
@@ -119,7 +175,9 @@ def read_json(path: str | os.PathLike) -> Any:
     except json.JSONDecodeError as e:
         raise SpecError([(f"line {e.lineno} column {e.colno}", f"malformed JSON: {e.msg}")], source=str(p)) from None
     except RecursionError:
-        raise SpecError([("", "JSON nested too deeply to be a spec")], source=str(p)) from None
+        raise SpecError([("", f"nested deeper than {MAX_DEPTH} levels; no spec is that deep")], source=str(p)) from None
+    except ValueError as e:  # e.g. an integer with more digits than Python converts
+        raise SpecError([("", f"malformed JSON: {e}")], source=str(p)) from None
 
 
 def load(path: str | os.PathLike, kind: type[M] | None = None) -> Any:

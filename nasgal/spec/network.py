@@ -9,6 +9,7 @@ from ..errors import Problem
 from .base import SpecModel, raise_problems
 from .cell import Cell, fmt_ids, repeated
 from .genotype import FORMAT_VERSION, Provenance
+from .limits import MAX_CELLS, MAX_CHANNELS, MAX_CLASSES, MAX_IMAGE_SIDE, MAX_POSITIONS
 from .stem import StemLayers, stem_layers
 
 
@@ -121,7 +122,9 @@ class Network(SpecModel):
 
     def problems(self) -> list[Problem]:
         """Every problem of the stack (positions, masks, connectivity), each at its place."""
-        out: list[Problem] = []
+        out = self._size_problems()
+        if out:
+            return out  # too large to look further: every later check is bounded by these limits
         if not self.positions:
             out.append(Problem("positions", "a network needs at least one cell position"))
         if self.drop_path >= 1:
@@ -157,9 +160,33 @@ class Network(SpecModel):
             out.append(Problem("auxiliary.position", f"{self.auxiliary.position} is out of range; positions are 0..{n - 1}"))
         if out:
             return out
-        from .plan import connectivity_problems
+        from .plan import build_problems
 
-        return connectivity_problems(self)
+        return build_problems(self)
+
+    def _size_problems(self) -> list[Problem]:
+        """The limits of :mod:`nasgal.spec.limits` that bound the work of every later check."""
+        out: list[Problem] = []
+        if len(self.positions) > MAX_POSITIONS:
+            out.append(Problem("positions", f"{len(self.positions)} positions; a network has at most {MAX_POSITIONS}"))
+        if len(self.cells) > MAX_CELLS:
+            out.append(Problem("cells", f"{len(self.cells)} cells; a network has at most {MAX_CELLS}"))
+        if self.channels > MAX_CHANNELS:
+            out.append(Problem("channels", f"{self.channels} channels; at most {MAX_CHANNELS}"))
+        if self.input.channels > MAX_CHANNELS:
+            out.append(Problem("input.channels", f"{self.input.channels} image channels; at most {MAX_CHANNELS}"))
+        for i, side in enumerate(self.input.size):
+            if side > MAX_IMAGE_SIDE:
+                out.append(Problem(f"input.size[{i}]", f"{side} pixels; an image side is at most {MAX_IMAGE_SIDE}"))
+        if self.classes > MAX_CLASSES:
+            out.append(Problem("classes", f"{self.classes} classes; at most {MAX_CLASSES}"))
+        multiplier = getattr(self.stem, "multiplier", 1)
+        if multiplier * self.channels > MAX_CHANNELS:
+            out.append(Problem(
+                "stem.multiplier",
+                f"the stem gives {multiplier} x {self.channels} = {multiplier * self.channels} channels; at most {MAX_CHANNELS}",
+            ))
+        return out
 
     # Derived views ----------------------------------------------------------------
     @property

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal
 from ..errors import Problem
 from .cell import INPUTS, NodeRef
 from .graph import live_nodes
+from .limits import MAX_CHANNELS, MAX_PARAMS
 from .ops import out_size
 from .stem import StemLayers
 
@@ -121,6 +122,8 @@ def plan_network(net: "Network") -> NetworkPlan:
         pre0: Literal["fr", "conv"] | None = ("fr" if reduction_prev else "conv") if INPUTS[0] in read else None
         pre1: Literal["conv"] | None = "conv" if INPUTS[1] in read else None
         concat = tuple(n for n in cell.concat if n in live_set)
+        if not concat:  # a dead position builds nothing: no edge, no preprocessing (nor any cost)
+            edges, pre0, pre1 = (), None, None
         size_out = _half(size_in[1]) if pos.reduction else size_in[1]
         plan = CellPlan(
             position=p,
@@ -147,9 +150,62 @@ def plan_network(net: "Network") -> NetworkPlan:
     return NetworkPlan(stem, tuple(cells), states_c[-1], aux)
 
 
-def connectivity_problems(net: "Network") -> list[Problem]:
-    """Why the network cannot produce logits (empty when it can)."""
+def build_problems(net: "Network") -> list[Problem]:
+    """Why the network's plan cannot be built (empty when it can): the structural conditions
+    the compiler relies on, checked once here so that a valid spec always compiles.
+
+    - the stem's layers have at least one channel each;
+    - a FactorizedReduce (input k-2 at twice the resolution, or a stride-2 skip_connect) splits
+      its output channels into two halves, so they are even;
+    - no point of the network is wider than :data:`~nasgal.spec.limits.MAX_CHANNELS` and the
+      network has at most :data:`~nasgal.spec.limits.MAX_PARAMS` parameters (auxiliary head
+      included), so compiling it is bounded work;
+    - the classifier (and the auxiliary head) have an input (:func:`connectivity_problems`).
+    """
     plan = plan_network(net)
+    out: list[Problem] = []
+    for conv in (*plan.stem.layers.first, *plan.stem.layers.second):
+        if conv.c_out < 1:
+            out.append(Problem(
+                "channels", f"the {plan.stem.kind} stem halves {net.channels} channels to none; give at least 2"
+            ))
+            break
+    for cp in plan.cells:
+        at = f"positions[{cp.position}]"
+        if cp.c > MAX_CHANNELS:
+            out.append(Problem(at, f"cell '{cp.cell}' is {cp.c} channels wide after the reductions; at most {MAX_CHANNELS}"))
+            return out
+        if cp.c % 2 and cp.pre[0] == "fr":
+            why = "the stem's" if cp.position == 0 else "the previous position's"
+            out.append(Problem(
+                at, f"input {INPUTS[0]} is at twice the resolution of {INPUTS[1]} ({why} reduction), so a "
+                f"FactorizedReduce brings it to {cp.c} channels in two equal halves; {cp.c} is odd "
+                "(give an even number of channels)",
+            ))
+        odd_skips = [e.index for e in cp.edges if cp.c % 2 and e.op == "skip_connect" and e.stride == 2]
+        if odd_skips:
+            out.append(Problem(
+                at, f"a stride-2 skip_connect (edge {', '.join(map(str, odd_skips))} of cell '{cp.cell}') is a "
+                f"FactorizedReduce to {cp.c} channels in two equal halves; {cp.c} is odd (give an even number of channels)",
+            ))
+    if out:
+        return out
+    out = connectivity_problems(net, plan)
+    if out:
+        return out
+    from .costs import network_cost  # costs imports this module
+
+    cost = network_cost(net, plan)
+    total = cost.params + cost.aux_params
+    if total > MAX_PARAMS:
+        out.append(Problem("", f"{total:,} parameters; a network has at most {MAX_PARAMS:,} (compiling it would need "
+                           f"{4 * total / 2**30:.1f} GiB)"))
+    return out
+
+
+def connectivity_problems(net: "Network", plan: NetworkPlan | None = None) -> list[Problem]:
+    """Why the network cannot produce logits (empty when it can)."""
+    plan = plan or plan_network(net)
     out: list[Problem] = []
     last = plan.cells[-1]
     if last.dead:

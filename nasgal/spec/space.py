@@ -13,6 +13,7 @@ from ..errors import Problem
 from .base import SpecModel, raise_problems
 from .cell import NodeRef, ref_of_state, repeated, state_of_ref
 from .genotype import FORMAT_VERSION
+from .limits import MAX_CHANNELS, MAX_POSITIONS, MAX_SEARCH_NODES
 from .network import default_reductions
 from .ops import KNOWN_OPS
 from .stem import SearchStemKind
@@ -53,6 +54,23 @@ class SearchSpace(SpecModel):
 
     def problems(self) -> list[Problem]:
         out: list[Problem] = []
+        if self.nodes > MAX_SEARCH_NODES:
+            out.append(Problem("nodes", f"{self.nodes} nodes; a search-space cell has at most {MAX_SEARCH_NODES}"))
+        if self.cells > MAX_POSITIONS:
+            out.append(Problem("cells", f"{self.cells} cells; a supernet has at most {MAX_POSITIONS}"))
+        if self.stem_multiplier * self.channels > MAX_CHANNELS:
+            out.append(Problem(
+                "channels", f"the stem gives {self.stem_multiplier} x {self.channels} channels; at most {MAX_CHANNELS}"
+            ))
+        elif self.reductions is None or all(0 <= r < self.cells for r in self.reductions):
+            widest = self.channels * 2 ** len(set(self.reduction_positions()))
+            if widest > MAX_CHANNELS:
+                out.append(Problem(
+                    "channels", f"{self.channels} channels doubled at each reduction reach {widest}; at most {MAX_CHANNELS}"
+                ))
+        if len(self.ops) > len(KNOWN_OPS) * 2:
+            out.append(Problem("ops", f"{len(self.ops)} ops listed; there are {len(KNOWN_OPS)} known ops"))
+            return out
         for i, op in enumerate(self.ops):
             if op not in KNOWN_OPS:
                 out.append(Problem(f"ops[{i}]", f"unknown op '{op}'; known ops: {', '.join(KNOWN_OPS)}"))
