@@ -34,11 +34,12 @@ lint: setup
 	$(BIN)/ruff check nasgal tests benchmarks
 	$(BIN)/mypy nasgal/spec nasgal/compiler
 
+# -n auto: one test process per core (tests/conftest.py gives each one torch thread).
 test: setup lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 test-slow: setup
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -n auto -m slow
 
 schemas: setup
 	$(BIN)/nasgal schema

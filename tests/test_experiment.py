@@ -83,7 +83,7 @@ def test_tiny_experiment_runs_every_stage_and_reports(tmp_path, data_dir):
     assert again.seeds[0].retrain == res.seeds[0].retrain
 
 
-@pytest.mark.parametrize("interrupt", [("prune", 0), ("baseline", 1), ("search", 1)],
+@pytest.mark.parametrize("interrupt", [("prune", 0), ("baseline", 1), pytest.param(("search", 1), marks=pytest.mark.slow)],
                          ids=["stage-boundary", "inside-stage", "inside-search"])
 def test_interrupted_experiment_resumes_to_the_same_result(tmp_path, data_dir, interrupt):
     searched = interrupt[0] == "search"
