@@ -165,7 +165,7 @@ class CellDiff:
 
 @dataclass(frozen=True)
 class DiffResult:
-    """Everything :func:`diff_specs` found; ``identical`` decides the exit code of ``diff``."""
+    """Everything :func:`diff_specs` found; ``same_architecture`` decides the exit code of ``diff``."""
 
     name_a: str
     name_b: str
@@ -185,6 +185,11 @@ class DiffResult:
     @property
     def identical(self) -> bool:
         return not self.fields and all(c.identical for c in self.cells)
+
+    @property
+    def same_architecture(self) -> bool:
+        """Identical, or cells that differ only in how their nodes are numbered (same graph)."""
+        return not self.fields and all(c.identical or c.status == "renumbered" for c in self.cells)
 
     @property
     def live_nodes_a(self) -> int:

@@ -215,7 +215,12 @@ def print_diff(result: Any, console: Console) -> None:
     console.print(
         f"live nodes {result.live_nodes_a} → {result.live_nodes_b}{_rate(result.node_rate)}", markup=False
     )
-    console.print("[green]identical[/]" if result.identical else "[yellow]different[/]")
+    if result.identical:
+        console.print("[green]identical[/]")
+    elif result.same_architecture:
+        console.print("[green]the same architecture[/] (nodes numbered differently)")
+    else:
+        console.print("[yellow]different[/]")
 
 
 def diff(
@@ -225,7 +230,8 @@ def diff(
 ) -> None:
     """What changed from A to B, cell by cell or position by position.
 
-    Exits like diff(1): 0 when identical, 1 when different, 2 on trouble.
+    Exits like diff(1), on architectures: 0 when they are the same (identical, or cells that
+    differ only in node numbering), 1 when different, 2 on trouble.
     """
     from ..diff import diff_specs
 
@@ -240,7 +246,7 @@ def diff(
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
     else:
         print_diff(result, Console(highlight=False, soft_wrap=True))
-    raise typer.Exit(0 if result.identical else 1)
+    raise typer.Exit(0 if result.same_architecture else 1)
 
 
 # plot --------------------------------------------------------------------------------
