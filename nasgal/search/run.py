@@ -168,6 +168,10 @@ class SearchStage(Stage[Genotype]):
         return {"val_loss": loss_sum.item() / seen, "val_acc": correct.item() / seen}
 
     # Outputs ---------------------------------------------------------------------
+    def weights(self, key: str) -> list[list[float]]:
+        """softmax(α) of the ``key`` ("normal" or "reduce") cell now: a row per edge, a column per op."""
+        return torch.softmax(getattr(self.arch, f"alpha_{key}").detach().float().cpu(), -1).tolist()
+
     def alphas(self) -> dict[str, list]:
         d = {"alpha_normal": _lists(self.arch.alpha_normal), "alpha_reduce": _lists(self.arch.alpha_reduce)}
         if self.config.partial_channels > 1:
@@ -232,7 +236,7 @@ class SearchStage(Stage[Genotype]):
         write_jsonl(self.out / self.log, rows)
         edges = [f"{src}->{dst}" for src, dst in self.space.edges()]
         for key, cell in (("normal", "normal"), ("reduce", "reduction")):
-            w = torch.softmax(getattr(self.arch, f"alpha_{key}").detach().float().cpu(), -1).tolist()
+            w = self.weights(key)
             kept = set()
             if cell in g.cells:
                 for ed in g.cells[cell].edges:
@@ -250,7 +254,7 @@ class SearchStage(Stage[Genotype]):
         out = numbers(row)
         edges = [f"{src}->{dst}" for src, dst in self.space.edges()]
         for key in ("normal", "reduce"):
-            w = torch.softmax(getattr(self.arch, f"alpha_{key}").detach().float().cpu(), -1).tolist()
+            w = self.weights(key)
             for edge, weights in zip(edges, w):
                 out.update({f"alpha_{key}/{edge}/{op}": v for op, v in zip(self.space.ops, weights)})
         return out
