@@ -166,10 +166,12 @@ def test_gates_scale_node_outputs():
 
 
 def test_forward_has_no_graph_breaks():
-    """No data-dependent Python control flow: dynamo traces the whole forward."""
-    net = stack(genotype("darts_v2"), cells=5, channels=8, classes=10, in_channels=1, input_size=28,
+    """No data-dependent Python control flow: dynamo traces the whole forward. Three cells
+    (normal, reduction, reduction after a reduction) hold every kind of cell and preprocessing,
+    the auxiliary head and drop path; more cells only lengthen the trace."""
+    net = stack(genotype("darts_v2"), cells=3, channels=8, classes=10, in_channels=1, input_size=28,
                 auxiliary=True, drop_path=0.2)
-    pruned = net.with_kept_nodes([[1, 2], [0, 1], [3], [0, 1, 2], [1]])
+    pruned = net.with_kept_nodes([[1, 2], [0, 3], [0, 1, 2]])
     for spec in (net, pruned):
         model = compile_network(spec).eval()
         compiled = torch.compile(model, fullgraph=True, backend="eager")
