@@ -11,10 +11,11 @@ shows how much to trust the median.
 
 from __future__ import annotations
 
+import multiprocessing
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 
 @dataclass
@@ -74,6 +75,94 @@ def interleave(
         if on_round is not None:
             on_round(r, this_round)
     return result
+
+
+def _worker(build: Callable[[], tuple[Callable[[], object], Callable[[], None], Callable[[], dict]]], conn,
+            warmup: int) -> None:
+    """One implementation's process: build, warm up, then time blocks of steps on request."""
+    try:
+        conn.recv()  # the parent's turn signal: build and warm up now, while the others wait
+        step, sync, finish = build()
+        for _ in range(warmup):
+            step()
+        sync()
+        conn.send(("ready", None))
+        while True:
+            n = conn.recv()
+            if n is None:
+                conn.send(("done", finish()))
+                return
+            sync()
+            t0 = time.perf_counter()
+            for _ in range(n):
+                step()
+            sync()
+            conn.send(("time", (time.perf_counter() - t0) / n))
+    except BaseException as e:  # the parent reports it; a worker must not hang its parent
+        conn.send(("error", f"{type(e).__name__}: {e}"))
+
+
+def interleave_processes(
+    builders: dict[str, Callable[[], tuple[Callable[[], object], Callable[[], None], Callable[[], dict]]]],
+    *,
+    rounds: int,
+    steps_per_round: int,
+    warmup: int = 1,
+    on_round: Callable[[int, dict[str, float]], None] | None = None,
+) -> tuple[Interleaved, dict[str, dict[str, Any]]]:
+    """:func:`interleave` with each implementation in a process of its own.
+
+    What a process holds for all its life (the C allocator's settings, torch's thread pool,
+    caches) then belongs to one implementation alone, as it would in a real run. Each builder
+    runs in its forked process and returns ``(step, sync, finish)``: the step to time, a
+    device wait, and a function whose dict (e.g. peak memory) comes back at the end. Only one
+    process works at a time; the others wait for their turn. Fork before the parent computes
+    anything with torch (its thread pool does not survive a fork).
+    """
+    if rounds < 1 or steps_per_round < 1:
+        raise ValueError("rounds and steps per round must be at least 1")
+    ctx = multiprocessing.get_context("fork")
+    names = list(builders)
+    conns, procs = {}, []
+    try:
+        for name in names:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(builders[name], child, warmup), daemon=True)
+            proc.start()
+            conns[name] = parent
+            procs.append(proc)
+
+        def answer(name: str, expect: str):
+            kind, value = conns[name].recv()
+            if kind == "error":
+                raise RuntimeError(f"{name}: {value}")
+            assert kind == expect, (kind, expect)
+            return value
+
+        for name in names:  # build and warm up one at a time, as the rounds run
+            conns[name].send("start")
+            answer(name, "ready")
+        result = Interleaved(names, {n: [] for n in names})
+        for r in range(rounds):
+            shift = r % len(names)
+            this_round: dict[str, float] = {}
+            for name in names[shift:] + names[:shift]:
+                conns[name].send(steps_per_round)
+                this_round[name] = answer(name, "time")
+            for name in names:
+                result.seconds[name].append(this_round[name])
+            if on_round is not None:
+                on_round(r, this_round)
+        extras = {}
+        for name in names:
+            conns[name].send(None)
+            extras[name] = answer(name, "done")
+        return result, extras
+    finally:
+        for proc in procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
 
 
 def summary(result: Interleaved, baseline: str | None, batch: int | None = None) -> dict[str, object]:

@@ -8,8 +8,10 @@ The network defaults to the paper's FashionMNIST net: DARTS_V2, 5 cells, C=16, 2
 batch 128. Data is synthetic and already on the device: this times the step, not loading.
 The reference loop is what the reference DARTS training script does per step: eager fp32,
 NCHW, per-parameter SGD, gradient clipping, and a host sync for the loss every step.
-Every implementation is timed in interleaved rounds (benchmarks/_interleave.py): a line per
-round with its ratios, then the medians; ``--json`` prints one JSON object instead.
+Every implementation runs in a process of its own (what a process holds, such as the C
+allocator's settings, then belongs to one loop, as in a real run), and they are timed in
+interleaved rounds (benchmarks/_interleave.py): a line per round with its ratios, then the
+medians; ``--json`` prints one JSON object instead.
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 from _count import count_step  # noqa: E402
 from _args import add_device_args, add_network_args, network  # noqa: E402
-from _interleave import interleave, round_printer, summary  # noqa: E402
+from _interleave import interleave_processes, round_printer, summary  # noqa: E402
 
 import nasgal  # noqa: E402
 from nasgal.compiler import compile_network  # noqa: E402
 from nasgal.deploy.latency import machine_label  # noqa: E402
+from nasgal.engine.cpu import keep_freed_memory  # noqa: E402
 from nasgal.engine.optim import sgd  # noqa: E402
 from nasgal.train.step import TrainStep  # noqa: E402
 
@@ -42,11 +45,11 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def machine(device: torch.device) -> str:
+def machine(device: torch.device, threads: int) -> str:
     """The machine, and the load average when the run starts (it decides how far a CPU figure
     can be trusted)."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"{machine_label(device)}, load {load:.1f}"
+    return f"{machine_label(device, threads)}, load {load:.1f}"
 
 
 def reference_step(model, device, grad_clip: float = 5.0):
@@ -66,9 +69,11 @@ def reference_step(model, device, grad_clip: float = 5.0):
 
 
 #: nasgal training steps that ``--variant`` can time: what each changes from ``nasgal``, the
-#: step ``nasgal train`` runs by default (eager fp32, channels-last, torch's fused SGD).
+#: step ``nasgal train`` runs by default on the CPU (eager fp32, channels-last, torch's fused
+#: SGD, freed memory kept in the process).
 VARIANTS = {
     "nasgal": {},
+    "nasgal-release-memory": {"keep_memory": False},
     "nasgal-nchw": {"channels_last": False},
     "nasgal-bf16": {"precision": "bf16"},
     "nasgal-compile": {"capture": "compile"},
@@ -123,61 +128,74 @@ def main() -> None:
     p.add_argument("--count", action="store_true",
                    help="only count one step's kernels, bytes moved, FLOPs, host syncs and host tensors (no timing; any device)")
     args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
     device = torch.device(args.device)
     net = network(args, [int(r) for r in args.reductions.split(",")] if args.reductions else None)
-    torch.manual_seed(0)
-    shape = (args.batch, args.in_channels, args.size, args.size)
-    batches = [(torch.randn(shape, device=device), torch.randint(0, args.classes, (args.batch,), device=device))
-               for _ in range(4)]
-    base = {"network": net.name, "params": nasgal.count_params(net), "batch": args.batch, "device": str(device),
-            "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": machine(device)}
-    if device.type == "cuda":
-        base["gpu"] = torch.cuda.get_device_name(device)
-
-    steps: dict[str, object] = {}
-    setup: dict[str, dict] = {}
+    impls: dict[str, dict] = {}  # name -> nasgal options (None: the reference loop)
     if args.reference or args.only_reference:
-        torch.manual_seed(0)
-        model = compile_network(net).to(device).train()
-        ref = reference_step(model, device, args.grad_clip)
-        if args.count:
-            ref(*batches[0])
-            print(json.dumps({**base, "loop": "reference-eager-fp32", **count_step(lambda: ref(*batches[1])).summary()}))
-        steps["reference"] = cycling(ref, batches)
+        impls["reference"] = {}
     if not args.only_reference:
-        chosen = args.variant or ["custom"]
-        for name in chosen:
-            opts = {"channels_last": args.channels_last, "precision": args.precision, "capture": args.capture}
-            if name != "custom":
-                opts = {"channels_last": True, "precision": "fp32", "capture": "none", **VARIANTS[name]}
+        for name in args.variant or ["custom"]:
+            if name == "custom":
+                impls["nasgal"] = {"channels_last": args.channels_last, "precision": args.precision,
+                                   "capture": args.capture, "keep_memory": True}
+            else:
+                impls[name] = {"channels_last": True, "precision": "fp32", "capture": "none", "keep_memory": True,
+                               **VARIANTS[name]}
+
+    def build(name: str):
+        """Runs in the implementation's own process: its batches, model and step."""
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        torch.manual_seed(0)
+        shape = (args.batch, args.in_channels, args.size, args.size)
+        batches = [(torch.randn(shape, device=device), torch.randint(0, args.classes, (args.batch,), device=device))
+                   for _ in range(4)]
+        opts = dict(impls[name])
+        if name == "reference":
+            model = compile_network(net).to(device).train()
+            step, own = reference_step(model, device, args.grad_clip), batches
+            info: dict = {}
+        else:
+            if opts.pop("keep_memory") and device.type == "cpu":
+                keep_freed_memory()  # as `nasgal train` does on the CPU
             step, own = nasgal_step(net, batches, device, args, **opts)
             t0 = time.perf_counter()
             step(*own[0])  # the first step compiles or captures, if asked
             sync(device)
-            label = "nasgal" if name == "custom" else name
-            setup[label] = {**opts, "first_step_s": round(time.perf_counter() - t0, 3),
-                            "graph_captured": getattr(step, "captured", False)}
-            if args.count:
-                print(json.dumps({**base, "loop": label, **opts, **count_step(lambda: step(*own[1])).summary()}))
-            steps[label] = cycling(step, own)
-    if args.count:
+            info = {**impls[name], "first_step_s": round(time.perf_counter() - t0, 3),
+                    "graph_captured": getattr(step, "captured", False)}
+        if args.count:
+            step(*own[0])
+            info.update(count_step(lambda: step(*own[1])).summary())
+
+        def finish() -> dict:
+            if device.type == "cuda":
+                info["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+            return info
+
+        return cycling(step, own), lambda: sync(device), finish
+
+    threads = args.threads or torch.get_num_threads()
+    base = {"network": net.name, "params": nasgal.count_params(net), "batch": args.batch, "device": str(device),
+            "torch": torch.__version__, "threads": threads, "machine": machine(device, threads)}
+    if args.count:  # counting needs no timing: one round of one step, each in its process
+        _, extras = interleave_processes({n: (lambda n=n: build(n)) for n in impls}, rounds=1, steps_per_round=1,
+                                         warmup=0)
+        for name, info in extras.items():
+            print(json.dumps({**base, "loop": name, **info}))
         return
-    baseline = "reference" if "reference" in steps else None
-    names = list(steps)
+    baseline = "reference" if "reference" in impls else None
+    names = list(impls)
     if not args.json:
         print(f"{base['network']}, batch {args.batch}, {device} ({base['machine']}), "
-              f"torch {torch.__version__}; {args.rounds} rounds of {args.steps} steps each",
+              f"torch {torch.__version__}; {args.rounds} rounds of {args.steps} steps each, one process per loop",
               flush=True)
-    res = interleave(steps, rounds=args.rounds, steps_per_round=args.steps, warmup=args.warmup,
-                     sync=lambda: sync(device), on_round=None if args.json else round_printer(names, baseline, args.batch))
+    res, extras = interleave_processes({n: (lambda n=n: build(n)) for n in names}, rounds=args.rounds,
+                                       steps_per_round=args.steps, warmup=args.warmup,
+                                       on_round=None if args.json else round_printer(names, baseline, args.batch))
     figures = summary(res, baseline, args.batch)
-    for label, extra in setup.items():
-        figures[label].update(extra)  # type: ignore[union-attr]
-    if device.type == "cuda":
-        base["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+    for name, info in extras.items():
+        figures[name].update(info)  # type: ignore[union-attr]
     if args.json:
         print(json.dumps({**base, **figures}))
         return

@@ -55,11 +55,19 @@ def _version(value: bool) -> None:
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")] = False,
+    release_memory: Annotated[bool, typer.Option(
+        "--release-memory",
+        help="CPU runs: return freed memory to the system every step (the C library's default) instead of "
+             "keeping it for the next step; slower, holds less memory. Also NASGAL_KEEP_MEMORY=0.")] = False,
     version: Annotated[
         Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = None,
 ) -> None:
     _state["debug"] = debug
+    if release_memory:
+        from ..engine.cpu import release_memory as leave_allocator_alone
+
+        leave_allocator_alone()
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

@@ -321,10 +321,15 @@ def environment(device: torch.device, seed: int) -> dict[str, Any]:
 
 
 def use_device(name: str, threads: int | None = None) -> torch.device:
-    """The device of a run (:func:`resolve_device`), with torch's CPU threads set when asked."""
+    """The device of a run (:func:`resolve_device`), with torch's CPU threads set when asked.
+    On the CPU, freed memory stays in the process for the next step (:mod:`nasgal.engine.cpu`)."""
     device = resolve_device(name)
     if threads:
         torch.set_num_threads(threads)
+    if device.type == "cpu":
+        from .cpu import keep_freed_memory
+
+        keep_freed_memory()
     return device
 
 
