@@ -29,9 +29,10 @@ from torch import nn
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]  # nasgal, _count
 
 from _count import count_step  # noqa: E402
-from _interleave import interleave, round_printer  # noqa: E402
+from _interleave import interleave_processes, round_printer  # noqa: E402
 from nasgal.deploy.latency import machine_label  # noqa: E402
 from nasgal.compiler.ops import FactorizedReduce, ReLUConvBN, build_op  # noqa: E402
+from nasgal.engine.cpu import keep_freed_memory  # noqa: E402
 from nasgal.search import architect  # noqa: E402
 from nasgal.search.space import SearchSpace, default_space  # noqa: E402
 from nasgal.search.step import SearchStep, make_optimizers  # noqa: E402
@@ -389,24 +390,40 @@ def main(argv=None) -> int:
         return 0
     if args.count:
         return count_main(space, args, device)
-    steps = {}
+    impls = []
     if not args.reference_only:
-        steps["nasgal"] = prepare_impl("nasgal", *nasgal_nets(space, args), args, device, make_nasgal_step)
+        impls.append("nasgal")
     if args.reference or args.reference_only:
         if args.partial_channels > 1:
             print("(the reference supernet has no partial channels; timing it at K=1)")
-        steps["reference"] = prepare_impl("reference", *reference_nets(space, args), args, device, make_reference_step)
-    names = list(steps)
-    baseline = "reference" if len(steps) == 2 else None
-    print(f"{args.rounds} interleaved rounds of {args.steps} steps each", flush=True)
-    res = interleave(steps, rounds=args.rounds, steps_per_round=args.steps, warmup=args.warmup,
-                     sync=lambda: sync(device), on_round=round_printer(names, baseline))
-    for name in names:
-        peak = peak_gib(steps[name], device)
+        impls.append("reference")
+
+    def build(name: str):
+        """Runs in the implementation's own process."""
+        torch.manual_seed(0)
+        if name == "nasgal":
+            if device.type == "cpu":
+                keep_freed_memory()  # as `nasgal search` does on the CPU
+            step = prepare_impl(name, *nasgal_nets(space, args), args, device, make_nasgal_step)
+        else:
+            step = prepare_impl(name, *reference_nets(space, args), args, device, make_reference_step)
+
+        def finish() -> dict:
+            if args.profile:
+                profile_steps(name, step, args, device)
+            return {"peak_gib": peak_gib(step, device)}
+
+        return step, lambda: sync(device), finish
+
+    baseline = "reference" if len(impls) == 2 else None
+    print(f"{args.rounds} interleaved rounds of {args.steps} steps each, one process per implementation", flush=True)
+    res, extras = interleave_processes({n: (lambda n=n: build(n)) for n in impls}, rounds=args.rounds,
+                                       steps_per_round=args.steps, warmup=args.warmup,
+                                       on_round=round_printer(impls, baseline))
+    for name in impls:
+        peak = extras[name]["peak_gib"]
         print(f"{name:10s} median {res.median_seconds(name) * 1e3:9.1f} ms/step"
               + (f"  peak {peak:.2f} GiB above resting" if device.type == "cuda" else ""), flush=True)
-        if args.profile:
-            profile_steps(name, steps[name], args, device)
     if baseline:
         ups = res.speedups("nasgal", baseline)
         print(f"speed-up {statistics.median(ups):.2f}x (median of {len(ups)} rounds; "
