@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..compiler.fuse import folded_for_inference
 from ..options import Capture
 from .precision import autocast
 
@@ -166,15 +167,22 @@ class CapturedStep:
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, loader, precision: str = "fp32", device: torch.device = torch.device("cpu")
+    model: nn.Module, loader, precision: str = "fp32", device: torch.device = torch.device("cpu"),
+    fold: bool = True,
 ) -> tuple[float, float]:
-    """(mean loss, accuracy) of ``model`` in eval mode over ``loader``."""
+    """(mean loss, accuracy) of ``model`` in eval mode over ``loader``.
+
+    ``fold``: run an inference copy with each BN folded into its conv
+    (:func:`~nasgal.compiler.fuse.folded_for_inference`), one pass over every feature map
+    fewer; the logits equal the unfolded model's up to float rounding.
+    """
     was_training = model.training
     model.eval()
+    net = folded_for_inference(model) if fold else model
     stats = torch.zeros(3, device=device)
     for x, y in loader:
         with autocast(device, precision):
-            logits, _ = split_output(model(x))
+            logits, _ = split_output(net(x))
         stats[0] += F.cross_entropy(logits.float(), y, reduction="sum")
         stats[1] += (logits.argmax(1) == y).sum()
         stats[2] += y.shape[0]
