@@ -70,3 +70,15 @@ def test_release_memory_switch():
         assert cpu.keep_freed_memory() is False
     finally:
         cpu._state.update(saved)
+
+
+def test_a_busy_machine_is_named_when_threads_would_wait(monkeypatch):
+    from nasgal.engine.cpu import busy_machine_warning
+
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 2.0, 0.0, 0.0))
+    msg = busy_machine_warning(2)
+    assert msg and f"load {cores + 2.0:.1f} on {cores} cores" in msg and "--threads 1" in msg
+    assert busy_machine_warning(1) is None
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores - 0.5, 0.0, 0.0))
+    assert busy_machine_warning(2) is None

@@ -66,3 +66,20 @@ def keep_freed_memory() -> bool:
         return False
     _state["applied"] = True
     return True
+
+
+def busy_machine_warning(threads: int) -> str | None:
+    """A warning when torch's ``threads`` would share the CPU cores with other busy processes.
+
+    torch's CPU threads wait for each other at the end of every operation; when other
+    processes hold the cores, each wait lasts a time slice, and two threads on a busy 2-core
+    machine measured slower than one. None when the machine is not busy or one thread runs.
+    """
+    if threads <= 1 or not hasattr(os, "getloadavg"):
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    load = os.getloadavg()[0]
+    if load < cores:
+        return None
+    return (f"the machine is busy (load {load:.1f} on {cores} cores): {threads} torch threads wait for each other "
+            "behind other processes; --threads 1 may be faster")

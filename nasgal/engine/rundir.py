@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import platform
@@ -22,6 +23,8 @@ import torch
 
 from ..errors import NasgalError
 from ..spec.io import atomic_write_text, current_umask, save
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -327,9 +330,12 @@ def use_device(name: str, threads: int | None = None) -> torch.device:
     if threads:
         torch.set_num_threads(threads)
     if device.type == "cpu":
-        from .cpu import keep_freed_memory
+        from .cpu import busy_machine_warning, keep_freed_memory
 
         keep_freed_memory()
+        warning = None if threads else busy_machine_warning(torch.get_num_threads())
+        if warning:
+            log.warning("%s", warning)
     return device
 
 
