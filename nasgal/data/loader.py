@@ -16,6 +16,13 @@ memory.
 
 The random stream of epoch ``e`` depends only on ``(seed, e)``, so on the CPU a run is
 reproducible, and ``set_epoch`` resumes the stream mid-training.
+
+Data-parallel runs (``rank``, ``world``): ``batch_size`` is the global batch. Every process
+draws the same permutation of the whole split for an epoch and takes its own contiguous part of
+each global batch (``batch_size / world`` images; a short last batch is split as evenly as it
+goes, and a process whose part is empty skips it). The processes together therefore see exactly
+the batches of one process, in the same order; only the augmentation draws differ, since each
+process draws them for its own images.
 """
 
 from __future__ import annotations
@@ -56,9 +63,18 @@ class DeviceLoader:
         seed: int = 0,
         channels_last: bool = False,
         dtype: torch.dtype = torch.float32,
+        rank: int = 0,
+        world: int = 1,
     ) -> None:
         if batch_size < 1:
             raise DataError(f"batch_size must be at least 1, got {batch_size}")
+        if not 0 <= rank < world:
+            raise DataError(f"rank {rank} is outside 0..{world - 1}")
+        if drop_last and batch_size % world:
+            raise DataError(
+                f"a batch of {batch_size} images (the global batch) does not divide among {world} processes",
+                hint=f"give a batch size that is a multiple of {world}",
+            )
         if not dtype.is_floating_point:
             raise DataError(f"dtype must be a floating type, got {dtype}")
         if drop_last and len(dataset) < batch_size:
@@ -81,6 +97,7 @@ class DeviceLoader:
         self.seed = seed
         self.channels_last = channels_last
         self.dtype = dtype
+        self.rank, self.world = rank, world
         self.epoch = 0
         self._generator = torch.Generator(device=self.device)
         # x_float = x_uint8 * scale + shift  ==  (x / 255 - mean) / std
@@ -96,6 +113,15 @@ class DeviceLoader:
     def set_epoch(self, epoch: int) -> None:
         """Make the next iteration use the random stream of ``epoch`` (for resuming)."""
         self.epoch = epoch
+
+    def _part(self, lo: int, hi: int) -> tuple[int, int]:
+        """This process's part ``[lo', hi')`` of the global batch ``[lo, hi)``: contiguous, the
+        first ``(hi - lo) % world`` processes one image more."""
+        if self.world == 1:
+            return lo, hi
+        base, extra = divmod(hi - lo, self.world)
+        start = lo + self.rank * base + min(self.rank, extra)
+        return start, start + base + (1 if self.rank < extra else 0)
 
     def _epoch_seed(self, epoch: int) -> int:
         return (self.seed * _EPOCH_STRIDE + epoch) % (1 << 63)
@@ -125,7 +151,9 @@ class DeviceLoader:
             return
         images, labels = self.dataset.images, self.dataset.labels
         for i in range(len(self)):
-            lo, hi = i * bs, min((i + 1) * bs, n)
+            lo, hi = self._part(i * bs, min((i + 1) * bs, n))
+            if lo == hi:
+                continue
             if order is None:
                 x, y = images[lo:hi], labels[lo:hi]
             else:
@@ -135,7 +163,7 @@ class DeviceLoader:
 
     def _host_batch(self, i: int, order: torch.Tensor | None) -> torch.Tensor:
         """uint8 batch ``i`` of a disk-cache dataset, read on the host (pinned when the device is CUDA)."""
-        lo, hi = i * self.batch_size, min((i + 1) * self.batch_size, len(self.dataset))
+        lo, hi = self._part(i * self.batch_size, min((i + 1) * self.batch_size, len(self.dataset)))
         idx = torch.arange(lo, hi) if order is None else order[lo:hi]  # [B] on the host
         x = self.dataset.gather(idx)  # [B, C, H, W] uint8: pages of the cache file are read here
         return x.pin_memory() if self.device.type == "cuda" else x
@@ -154,7 +182,9 @@ class DeviceLoader:
                 x = ahead.popleft().result().to(self.device, non_blocking=True)
                 if i + GATHER_AHEAD < count:
                     ahead.append(pool.submit(self._host_batch, i + GATHER_AHEAD, host_order))
-                lo, hi = i * bs, min((i + 1) * bs, n)
+                lo, hi = self._part(i * bs, min((i + 1) * bs, n))
+                if lo == hi:
+                    continue
                 y = self._labels[lo:hi] if order is None else self._labels.index_select(0, order[lo:hi])
                 yield self.transform(x, gen), y
         finally:
