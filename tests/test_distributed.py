@@ -11,7 +11,8 @@ allows an absolute 1e-5 (weights of order 0.1-1, α of order 1e-3 and masks of o
 five orders of magnitude below the change that one step makes, and far below any real
 difference (a wrong shard, a missing average, per-process statistics move weights by 1e-3).
 
-The processes are started with ``torch.multiprocessing`` spawn, with the environment that
+The processes are forked with ``torch.multiprocessing`` (spawned ones would import torch and
+torch's compiler stack afresh, ten seconds each on a busy 2-core machine), with the environment that
 torchrun gives (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR=127.0.0.1``, a free
 ``MASTER_PORT``): nothing reaches the network. Two launches in all, to keep the suite fast on
 two cores: the first trains, searches and prunes (and checks that rank 1 writes nothing), then
@@ -123,7 +124,8 @@ def _free_port() -> int:
 def _launch(job, world: int, *args) -> None:
     """Run ``job(rank, *args)`` in ``world`` spawned processes with torchrun's environment."""
     port = _free_port()
-    mp.start_processes(_entry, args=(world, port, job, args), nprocs=world, start_method="spawn", join=True)
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)])  # an optimizer imports torch._dynamo: once, here
+    mp.start_processes(_entry, args=(world, port, job, args), nprocs=world, start_method="fork", join=True)
 
 
 def _entry(rank: int, world: int, port: int, job, args) -> None:
