@@ -79,15 +79,18 @@ def _train(out: Path, **kw):
                  stop_after=stop)
 
 
-def _search(out: Path):
+def _search(out: Path, **kw):
     from nasgal.search.config import SearchConfig
     from nasgal.search.run import search
     from nasgal.search.space import default_space
 
     space = default_space().resized(cells=2, channels=4, nodes=2, reductions=[1],
                                     ops=["none", "avg_pool_3x3", "skip_connect", "sep_conv_3x3"])
-    cfg = SearchConfig(epochs=1, batch_size=8, dataset="synthetic", seed=3, device="cpu", arch_lr=0.05)
+    cfg = SearchConfig(**{**dict(epochs=1, batch_size=8, dataset="synthetic", seed=3, device="cpu", arch_lr=0.05), **kw})
     return search(space, _dataset(32, 2), cfg, out)
+
+
+PC_SECOND = {"order": "second", "partial_channels": 2}  # PC-DARTS with the second-order gradient
 
 
 def _teacher():
@@ -169,6 +172,7 @@ def _first_launch(rank: int, tmp: Path) -> None:
         (tmp / f"train2.rank{rank}.json").write_text(json.dumps(result))
         genotype = _search(tmp / "search2")
         (tmp / f"search2.rank{rank}.json").write_text(genotype.model_dump_json())
+        _search(tmp / "search2-pc-second", **PC_SECOND)
         _, pres = _prune(tmp / "prune2")
         (tmp / f"prune2.rank{rank}.json").write_text(json.dumps(pres))
         # The sharded evaluation of given weights, for the comparison with one process.
@@ -263,17 +267,20 @@ def test_sharded_evaluation_equals_one_process(launched):
         assert loss2 == pytest.approx(loss, rel=1e-6)
 
 
-def test_two_processes_search_like_one(launched, tmp_path):
-    _search(tmp_path / "search1")
-    a1, a2 = _alpha(tmp_path / "search1"), _alpha(launched / "search2")
+@pytest.mark.parametrize("run, kw", [("search2", {}), ("search2-pc-second", PC_SECOND)])
+def test_two_processes_search_like_one(launched, tmp_path, run, kw):
+    _search(tmp_path / "search1", **kw)
+    a1, a2 = _alpha(tmp_path / "search1"), _alpha(launched / run)
     assert (a1 - a2).abs().max().item() < ATOL
     # Adam's steps hardly depend on the gradients' size, so the supernet's SGD-trained weights
     # are the sharper check.
-    w1 = torch.load(tmp_path / "search1" / "checkpoint.pt", weights_only=True)["model"]
-    w2 = torch.load(launched / "search2" / "checkpoint.pt", weights_only=True)["model"]
-    _close(w1, w2)
+    c1 = torch.load(tmp_path / "search1" / "checkpoint.pt", weights_only=True)
+    c2 = torch.load(launched / run / "checkpoint.pt", weights_only=True)
+    _close(c1["model"], c2["model"])
+    _close(c1["arch"], c2["arch"])  # β too, for PC-DARTS
     # Every process returns the same genotype, provenance included.
-    assert (launched / "search2.rank0.json").read_text() == (launched / "search2.rank1.json").read_text()
+    if run == "search2":
+        assert (launched / "search2.rank0.json").read_text() == (launched / "search2.rank1.json").read_text()
 
 
 def test_two_processes_prune_like_one(launched, tmp_path):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import inspect
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -271,17 +272,36 @@ def data_parallel(module: nn.Module, device: torch.device, *, find_unused: bool 
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index] if device.type == "cuda" else None
+    # torch 2.13 renamed the forward-time buffer broadcast (the old name still works, with a warning).
+    params = inspect.signature(DistributedDataParallel).parameters
+    key = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
     return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=find_unused,
-                                   broadcast_buffers=broadcast_buffers)
+                                   **{key: broadcast_buffers})
+
+
+class _SumOverProcesses(torch.autograd.Function):
+    """``dist.all_reduce`` (sum) with a backward: the gradient of a sum over processes is the
+    sum over processes of the gradients."""
+
+    @staticmethod
+    def forward(ctx, t: torch.Tensor) -> torch.Tensor:
+        out = t.clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        out = grad.clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
 
 
 class GlobalBatchNorm2d(nn.BatchNorm2d):
     """Batch norm whose training-mode statistics cover the batches of every process (for CPU
     tensors, where torch's ``SyncBatchNorm`` does not run).
 
-    Each process sums its images' values and squares per channel; a differentiable all-reduce
-    (:func:`torch.distributed.nn.functional.all_reduce`) adds the sums of all processes, whose
-    backward adds the gradients of all processes, so the gradients equal those of one process
+    Each process sums its images' values and squares per channel; an all-reduce adds the sums
+    of all processes, and its backward adds the gradients of all processes, so the gradients equal those of one process
     normalising the whole batch. Running statistics are updated as ``nn.BatchNorm2d`` does
     (momentum, unbiased variance); evaluation uses them and communicates nothing. State-dict
     keys are those of ``nn.BatchNorm2d``.
@@ -290,8 +310,6 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and active()):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         momentum = self.momentum
         if self.track_running_stats:
             self.num_batches_tracked.add_(1)
@@ -300,7 +318,7 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         xf = x.float()
         count = torch.tensor([x.numel() / x.shape[1]], device=x.device, dtype=torch.float32)  # images × pixels
         stats = torch.cat([xf.sum((0, 2, 3)), (xf * xf).sum((0, 2, 3)), count])  # [2C + 1]
-        stats = all_reduce(stats)
+        stats = _SumOverProcesses.apply(stats)
         c = x.shape[1]
         n = stats[-1]
         mean = stats[:c] / n
