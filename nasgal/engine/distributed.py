@@ -250,6 +250,18 @@ def agree(phase: Callable[[], T], what: str) -> T:
     return result  # type: ignore[return-value]
 
 
+def check_same(value: int, what: str, hint: str | None = None) -> None:
+    """Refuse to go on when the processes disagree about ``value`` (e.g. the epochs a resume
+    found: a run directory that not every node sees)."""
+    if not active():
+        return
+    t = torch.tensor([value, -value], dtype=torch.int64)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)  # [max, -min]
+    high, low = int(t[0]), -int(t[1])
+    if high != low:
+        raise NasgalError(f"the processes disagree about {what} ({low} on some, {high} on others)", hint=hint)
+
+
 def share_flag(value: bool) -> bool:
     """Rank 0's ``value`` on every process."""
     if not active():
@@ -363,6 +375,6 @@ def sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
 
 __all__ = [
     "GlobalBatchNorm2d", "Launch", "active", "agree", "average_", "average_grads_", "barrier", "broadcast_buffers",
-    "check_images", "data_parallel", "device_for", "is_main", "launch_from_env", "local_batch", "rank",
+    "check_images", "check_same", "data_parallel", "device_for", "is_main", "launch_from_env", "local_batch", "rank",
     "session", "share_flag", "sum_", "sync_batchnorm", "world_size",
 ]

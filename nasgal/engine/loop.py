@@ -191,6 +191,8 @@ def _run(stage: Stage[R], reporter: Reporter, restart: bool, stop_after: int | N
     distributed.agree(stage.setup, f"setting up the {stage.what}")
     rows, elapsed, start = distributed.agree(lambda: _resume(stage, reporter, main),
                                              f"resuming from {out / CHECKPOINT}")
+    distributed.check_same(start, f"the epochs completed in {out}",
+                           hint="every process must see the same run directory: put --out on a filesystem shared by all nodes")
     stage.ready(start)
     if main:
         start_run(out, stage.spec, stage.record, stage.spec_name)  # the run has really started
