@@ -358,3 +358,31 @@ def test_loader_parts_cover_every_batch_once():
         assert torch.equal(torch.cat([p[i] for p in parts if i < len(p)]), batch)
     with pytest.raises(NasgalError, match="does not divide among 3 processes"):
         DeviceLoader(ds, batch_size=8, drop_last=True, rank=0, world=3)
+
+
+# Through torchrun itself --------------------------------------------------------------------------
+@pytest.mark.slow
+def test_torchrun_runs_the_command_line(tmp_path, monkeypatch):
+    """``torchrun -m nasgal train``: two processes, one JSON result on standard output, rank 0's files."""
+    import subprocess
+    import sys
+
+    from datafiles import fashion_mnist_root
+
+    data = fashion_mnist_root(tmp_path, n_train=64, n_test=16)
+    net = tmp_path / "net.json"
+    nasgal.save(nasgal.stack(nasgal.load(ROOT / "genotypes" / "darts_v2.json"), cells=2, channels=4, classes=10,
+                             in_channels=1, input_size=28), net)
+    env = {**os.environ, "NASGAL_NO_DOWNLOAD": "1", "OMP_NUM_THREADS": "1"}
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "NASGAL_DATA_DIR"):
+        env.pop(key, None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+           "--master-port", str(_free_port()), "-m", "nasgal", "train", str(net), "--dataset", "fashion_mnist",
+           "--data-dir", str(data), "--out", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "16",
+           "--device", "cpu", "--json"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)  # one JSON object: rank 1 printed nothing
+    assert result["processes"] == 2
+    assert json.loads((tmp_path / "run" / "env.json").read_text())["processes"] == 2
+    assert "Traceback" not in done.stderr

@@ -31,7 +31,7 @@ import inspect
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -287,8 +287,8 @@ def data_parallel(module: nn.Module, device: torch.device, *, find_unused: bool 
     # torch 2.13 renamed the forward-time buffer broadcast (the old name still works, with a warning).
     params = inspect.signature(DistributedDataParallel).parameters
     key = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
-    return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=find_unused,
-                                   **{key: broadcast_buffers})
+    options: dict[str, Any] = {"device_ids": ids, "find_unused_parameters": find_unused, key: broadcast_buffers}
+    return DistributedDataParallel(module, **options)
 
 
 class _SumOverProcesses(torch.autograd.Function):
@@ -323,10 +323,11 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         if not (self.training and active()):
             return super().forward(x)
         momentum = self.momentum
-        if self.track_running_stats:
-            self.num_batches_tracked.add_(1)
+        counter = self.num_batches_tracked
+        if self.track_running_stats and counter is not None:
+            counter.add_(1)
             if momentum is None:
-                momentum = 1.0 / float(self.num_batches_tracked)
+                momentum = 1.0 / float(counter)
         xf = x.float()
         count = torch.tensor([x.numel() / x.shape[1]], device=x.device, dtype=torch.float32)  # images × pixels
         stats = torch.cat([xf.sum((0, 2, 3)), (xf * xf).sum((0, 2, 3)), count])  # [2C + 1]

@@ -152,8 +152,8 @@ class Stage(ABC, Generic[R]):
         """Evaluate, write the final results (``outputs``) and return them."""
 
 
-class _Quiet(Reporter):
-    """The reporter of every process but rank 0: says nothing."""
+class QuietReporter(Reporter):
+    """The reporter of every process but rank 0 under torchrun: says nothing."""
 
     def end(self, row: dict[str, Any]) -> None:
         pass
@@ -168,7 +168,7 @@ def run_stage(stage: Stage[R], *, reporter: Reporter | None = None, restart: boo
     interruption would) in its run directory; see the module docstring for the steps."""
     with distributed.session():
         main = distributed.is_main()
-        reporter = (reporter or Reporter()) if main else _Quiet()
+        reporter = (reporter or Reporter()) if main else QuietReporter()
         with run_lock(stage.out) if main else contextlib.nullcontext():
             return _run(stage, reporter, restart, stop_after, main)
 

@@ -25,6 +25,7 @@ from ..progress import Reporter
 from ..spec import Genotype, Network, load, save, stack
 from ..spec.library import resolve_spec_path
 from ..engine import distributed
+from ..engine.loop import QuietReporter
 from ..engine.rundir import read_json_object, run_lock
 from ..runfiles import NETWORK, RESULTS
 from .config import Experiment, method_dirs
@@ -138,7 +139,7 @@ def run_experiment(
     # the stacked network and the report, and reports progress.
     with distributed.session():
         main = distributed.is_main()
-        reporter = (reporter or Reporter()) if main else Reporter()
+        reporter = (reporter or Reporter()) if main else QuietReporter()
         lock = distributed.agree(lambda: _hold(out) if main else None, f"holding {out}")
         with lock or contextlib.nullcontext():
             return _run_experiment(exp, out, reporter, download, interrupt)
