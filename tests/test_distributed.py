@@ -183,6 +183,8 @@ def _first_launch(rank: int, tmp: Path) -> None:
         if rank == 1:
             (tmp / "rank1_writes.json").write_text(json.dumps(writes))
         _train(tmp / "switch", epochs=3, stop_after=1)  # continued by one process (a test below)
+        bf16 = _train(tmp / "bf16", epochs=1, precision="bf16")
+        (tmp / f"bf16.rank{rank}.json").write_text(json.dumps(bf16))
         (tmp / f"before_kill.rank{rank}").touch()
         # A run killed in its second epoch: rank 1 dies at its third step there (rank 0 then
         # waits in the gradient all-reduce until the launcher ends it).
@@ -319,6 +321,24 @@ def test_run_of_two_processes_continues_on_one(launched, whole):
     result = _train(launched / "switch", epochs=3)
     assert "processes" not in result
     _close(_weights(whole), _weights(launched / "switch"))
+
+
+def test_bf16_under_ddp(launched):
+    r0, r1 = (json.loads((launched / f"bf16.rank{r}.json").read_text()) for r in (0, 1))
+    assert r0["test_accuracy"] == r1["test_accuracy"] and r0["processes"] == 2
+    assert all(torch.isfinite(w).all() for w in _weights(launched / "bf16").values() if w.is_floating_point())
+
+
+def test_cuda_graph_under_ddp_is_refused(monkeypatch):
+    from nasgal.engine.optim import sgd
+    from nasgal.train.step import TrainStep
+
+    monkeypatch.setattr(distributed, "active", lambda: True)
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    model = compile_network(_network())
+    with pytest.raises(NasgalError, match="capture 'cuda-graph' under torchrun") as e:
+        TrainStep(model, sgd(model, 0.1, 0.9, 0.0, "cpu"), capture="cuda-graph", device=torch.device("cuda"))
+    assert "--capture none" in (e.value.hint or "")
 
 
 def test_more_processes_than_images_is_refused(launched):
