@@ -59,6 +59,9 @@ from .rundir import (
     write_jsonl,
 )
 
+#: Spreads the per-epoch random streams of the processes of a torchrun launch apart (odd, 64-bit).
+_RANK_STRIDE = 0x9E3779B97F4A7C15
+
 #: The layout of checkpoints written by :func:`run_stage` (4: one layout for every stage).
 CHECKPOINT_FORMAT = 4
 
@@ -174,7 +177,7 @@ def run_stage(stage: Stage[R], *, reporter: Reporter | None = None, restart: boo
 
 
 def _run(stage: Stage[R], reporter: Reporter, restart: bool, stop_after: int | None, main: bool) -> R | Interrupted:
-    out = stage.out
+    out, rank = stage.out, distributed.rank()
 
     def claim() -> bool:  # rank 0 only: the directory is its
         if not main:
@@ -202,8 +205,8 @@ def _run(stage: Stage[R], reporter: Reporter, restart: bool, stop_after: int | N
             if stop_after is not None and epoch >= stop_after:
                 return Interrupted(epoch)
             t0 = time.perf_counter()
-            if stage.epoch_seed is not None:
-                torch.manual_seed(stage.epoch_seed * 1_000_003 + epoch)
+            if stage.epoch_seed is not None:  # each process its own stream (drop-path masks of its images)
+                torch.manual_seed((stage.epoch_seed * 1_000_003 + epoch + rank * _RANK_STRIDE) % (1 << 63))
             reporter.start(stage.kind, epoch, stage.epochs, stage.steps())
             row: dict[str, Any] = {"epoch": epoch + 1, **stage.run_epoch(epoch, reporter)}
             if stage.device.type == "cuda":
