@@ -329,13 +329,19 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
             if momentum is None:
                 momentum = 1.0 / float(counter)
         xf = x.float()
-        count = torch.tensor([x.numel() / x.shape[1]], device=x.device, dtype=torch.float32)  # images × pixels
-        stats = torch.cat([xf.sum((0, 2, 3)), (xf * xf).sum((0, 2, 3)), count])  # [2C + 1]
-        stats = _SumOverProcesses.apply(stats)
         c = x.shape[1]
+        # Sums of x - shift, with the running mean (the same on every process) as the shift: the
+        # variance as E[d²] - E[d]² then loses no precision to a large mean.
+        shift = (self.running_mean.detach().float().clone() if self.running_mean is not None
+                 else torch.zeros(c, device=x.device)).view(1, c, 1, 1)
+        d = xf - shift
+        count = torch.tensor([x.numel() / c], device=x.device, dtype=torch.float32)  # images × pixels
+        stats = torch.cat([d.sum((0, 2, 3)), (d * d).sum((0, 2, 3)), count])  # [2C + 1]
+        stats = _SumOverProcesses.apply(stats)
         n = stats[-1]
-        mean = stats[:c] / n
-        var = (stats[c : 2 * c] / n - mean * mean).clamp_min(0)  # biased: what normalises
+        shifted = stats[:c] / n
+        mean = shift.view(c) + shifted
+        var = (stats[c : 2 * c] / n - shifted * shifted).clamp_min(0)  # biased: what normalises
         if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
             with torch.no_grad():
                 unbiased = var * n / (n - 1).clamp_min(1)
