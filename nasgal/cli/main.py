@@ -168,9 +168,29 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout = real_stdout
 
 
+def _command(argv: list[str] | None) -> Any:
+    """The command, in the torchrun process group when started by torchrun: every process
+    runs it, and only rank 0 writes to standard output and standard error (progress, notes);
+    an error still prints on every process that meets it (after the command, at the boundary)."""
+    if "WORLD_SIZE" not in os.environ:  # no torch import for commands that need none
+        return app(args=argv, standalone_mode=False)
+    from ..engine import distributed
+
+    with distributed.session():
+        if distributed.is_main():
+            return app(args=argv, standalone_mode=False)
+        real = sys.stdout, sys.stderr
+        with open(os.devnull, "w") as sink:
+            sys.stdout = sys.stderr = sink
+            try:
+                return app(args=argv, standalone_mode=False)
+            finally:
+                sys.stdout, sys.stderr = real
+
+
 def _run(argv: list[str] | None) -> int:
     try:
-        rv = app(args=argv, standalone_mode=False)
+        rv = _command(argv)
         _flush_stdout()
     except BrokenPipeError:
         _flush_stdout()

@@ -13,11 +13,12 @@ from __future__ import annotations
 import copy
 
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 
 def folded_for_inference(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` in eval mode in which each ``BatchNorm2d`` that directly follows a
+    """A copy of ``model`` in eval mode in which each batch norm that directly follows a
     ``Conv2d`` inside an ``nn.Sequential`` is folded into that conv (and replaced by an
     identity). ``model`` itself is not changed; the copy shares no tensors with it.
     FactorizedReduce's BN (after a concat of two convs) is left as it is."""
@@ -26,7 +27,7 @@ def folded_for_inference(model: nn.Module) -> nn.Module:
         names = list(seq._modules)
         for first, second in zip(names, names[1:]):
             conv, bn = seq._modules[first], seq._modules[second]
-            if (isinstance(conv, nn.Conv2d) and type(bn) is nn.BatchNorm2d and bn.track_running_stats
+            if (isinstance(conv, nn.Conv2d) and isinstance(bn, _BatchNorm) and bn.track_running_stats
                     and bn.running_mean is not None):
                 seq._modules[first] = fuse_conv_bn_eval(conv, bn)
                 seq._modules[second] = nn.Identity()

@@ -306,6 +306,7 @@ def environment(device: torch.device, seed: int) -> dict[str, Any]:
     import pydantic
 
     from .. import __version__
+    from .distributed import world_size
 
     env: dict[str, Any] = {
         "nasgal": __version__,
@@ -316,6 +317,7 @@ def environment(device: torch.device, seed: int) -> dict[str, Any]:
         "device": str(device),
         "threads": torch.get_num_threads(),
         "seed": seed,
+        "processes": world_size(),
     }
     if device.type == "cuda":
         env["cuda"] = torch.version.cuda
@@ -325,8 +327,11 @@ def environment(device: torch.device, seed: int) -> dict[str, Any]:
 
 def use_device(name: str, threads: int | None = None) -> torch.device:
     """The device of a run (:func:`resolve_device`), with torch's CPU threads set when asked.
-    On the CPU, freed memory stays in the process for the next step (:mod:`nasgal.engine.cpu`)."""
-    device = resolve_device(name)
+    Under torchrun, ``auto`` and ``cuda`` mean the GPU of the process's local rank. On the CPU,
+    freed memory stays in the process for the next step (:mod:`nasgal.engine.cpu`)."""
+    from .distributed import device_for
+
+    device = resolve_device(device_for(name))
     if threads:
         torch.set_num_threads(threads)
     if device.type == "cpu":
