@@ -311,3 +311,32 @@ def test_folded_inference_copy_equals_the_network_and_leaves_it_alone():
     loss_f, acc_f = evaluate(model, [(x, y)], fold=True)
     loss_p, acc_p = evaluate(model, [(x, y)], fold=False)
     assert acc_f == acc_p and loss_f == pytest.approx(loss_p, rel=1e-5) and model.training
+
+
+@pytest.mark.parametrize("size", [(8, 8), (7, 9)])
+def test_factorized_reduce_equals_the_reference_formula_forward_and_backward(size):
+    """The reference: BN(cat[conv_1(relu x), conv_2 at stride 2 of relu(x)[:, :, 1:, 1:]]); odd
+    sides read a zero pad at the far edge. Ours runs conv_2 at stride 1 on the odd grid."""
+    import torch.nn.functional as F
+
+    from nasgal.compiler.ops import FactorizedReduce, shifted_by_one
+
+    torch.manual_seed(0)
+    fr = FactorizedReduce(6, 8).double()
+    x = torch.randn(3, 6, *size, dtype=torch.double, requires_grad=True)
+    ours = fr(x)
+
+    def reference(x):
+        r = F.relu(x)
+        shifted = r[:, :, 1:, 1:] if size[0] % 2 == 0 and size[1] % 2 == 0 else shifted_by_one(r)
+        a = F.conv2d(r, fr.conv_1.weight, stride=2)
+        b = F.conv2d(shifted, fr.conv_2.weight, stride=2)
+        return F.batch_norm(torch.cat([a, b], 1), None, None, fr.bn.weight, fr.bn.bias, training=True)
+
+    ref = reference(x)
+    torch.testing.assert_close(ours, ref)
+    g = torch.randn_like(ref)
+    grads = torch.autograd.grad(ours, [x, fr.conv_1.weight, fr.conv_2.weight], g)
+    ref_grads = torch.autograd.grad(reference(x), [x, fr.conv_1.weight, fr.conv_2.weight], g)
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b)
