@@ -6,8 +6,9 @@
 
 The network defaults to the paper's FashionMNIST net: DARTS_V2, 5 cells, C=16, 28x28x1,
 batch 128. Data is synthetic and already on the device: this times the step, not loading.
-The reference loop is what the reference DARTS training script does per step: eager fp32,
-NCHW, per-parameter SGD, gradient clipping, and a host sync for the loss every step.
+The reference loop is what the reference DARTS training script does per step, on a network
+built as that code builds it (benchmarks/_reference_net.py): eager fp32, NCHW, torch.optim.SGD
+(per parameter), gradient clipping, and a host sync for the loss every step.
 Every implementation runs in a process of its own (what a process holds, such as the C
 allocator's settings, then belongs to one loop, as in a real run), and they are timed in
 interleaved rounds (benchmarks/_interleave.py): a line per round with its ratios, then the
@@ -30,6 +31,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 from _count import count_step  # noqa: E402
 from _args import add_device_args, add_network_args, network  # noqa: E402
+from _reference_net import ReferenceNetwork  # noqa: E402
 from _interleave import interleave_processes, round_printer, summary  # noqa: E402
 
 import nasgal  # noqa: E402
@@ -152,7 +154,7 @@ def main() -> None:
                    for _ in range(4)]
         opts = dict(impls[name])
         if name == "reference":
-            model = compile_network(net).to(device).train()
+            model = ReferenceNetwork(net).to(device).train()
             step, own = reference_step(model, device, args.grad_clip), batches
             info: dict = {}
         else:

@@ -131,3 +131,21 @@ def test_interleaving_rotates_the_order_and_keeps_every_round():
     assert firsts == ["a", "b", "c"] and all(len(v) == 3 for v in res.seconds.values())
     res.seconds = {"a": [2.0, 2.0, 4.0], "b": [1.0, 4.0, 1.0], "c": [1.0, 1.0, 1.0]}
     assert res.speedups("b", "a") == [2.0, 0.5, 4.0] and res.median_speedup("b", "a") == 2.0
+
+
+def test_reference_style_network_computes_what_the_compiled_network_computes():
+    """The baseline of train_step.py --reference is the same function, built the reference's way."""
+    import nasgal
+    from nasgal.compiler import compile_network
+
+    ref_mod = load_benchmark("_reference_net")
+    net = nasgal.stack(nasgal.load("darts_v2"), cells=5, channels=4, classes=10, in_channels=1, input_size=16)
+    torch.manual_seed(0)
+    ours = compile_network(net).double()
+    ref = ref_mod.ReferenceNetwork(net).double()
+    ref.load_state_dict(ours.state_dict(), strict=True)
+    x = torch.randn(4, 1, 16, 16, dtype=torch.double)
+    for train in (True, False):
+        ours.train(train)
+        ref.train(train)
+        torch.testing.assert_close(ref(x), ours(x))
