@@ -21,23 +21,28 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nasgal.compiler.ops import ReLUConvBN, build_op
+from nasgal.compiler.ops import ReLUConvBN, build_op, shifted_by_one
 from nasgal.spec.cell import INPUTS
 from nasgal.spec.network import Network
 from nasgal.spec.plan import plan_network
 
 
 class ReferenceFactorizedReduce(nn.Module):
-    def __init__(self, c_in: int, c_out: int):
+    """The reference's FactorizedReduce; on odd sides (which the reference cannot take) the
+    shifted input is zero-padded at the far edge, as nasgal defines it."""
+
+    def __init__(self, c_in: int, c_out: int, affine: bool = True):
         super().__init__()
         self.relu = nn.ReLU(inplace=False)
         self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
         self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
-        self.bn = nn.BatchNorm2d(c_out)
+        self.bn = nn.BatchNorm2d(c_out, affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(x)
-        return self.bn(torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1))
+        even = x.shape[-2] % 2 == 0 and x.shape[-1] % 2 == 0
+        shifted = x[:, :, 1:, 1:] if even else shifted_by_one(x)
+        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
 
 
 class ReferenceCell(nn.Module):

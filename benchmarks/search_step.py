@@ -29,9 +29,10 @@ from torch import nn
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]  # nasgal, _count
 
 from _count import count_step  # noqa: E402
+from _reference_net import ReferenceFactorizedReduce  # noqa: E402
 from _interleave import interleave_processes, round_printer  # noqa: E402
 from nasgal.deploy.latency import machine_label  # noqa: E402
-from nasgal.compiler.ops import FactorizedReduce, ReLUConvBN, build_op  # noqa: E402
+from nasgal.compiler.ops import ReLUConvBN, build_op  # noqa: E402
 from nasgal.engine.cpu import keep_freed_memory  # noqa: E402
 from nasgal.search import architect  # noqa: E402
 from nasgal.search.space import SearchSpace, default_space  # noqa: E402
@@ -46,7 +47,10 @@ class PlainMixedOp(nn.Module):
         super().__init__()
         self.ops = nn.ModuleList()
         for op in ops:
-            m = build_op(op, c, stride, affine=False)
+            if op == "skip_connect" and stride == 2:  # the reference's FactorizedReduce
+                m = ReferenceFactorizedReduce(c, c, affine=False)
+            else:
+                m = build_op(op, c, stride, affine=False)
             if "pool" in op:
                 m = nn.Sequential(m, nn.BatchNorm2d(c, affine=False))
             self.ops.append(m)
@@ -63,7 +67,7 @@ class PlainCell(nn.Module):
     def __init__(self, space: SearchSpace, c_pp, c_p, c, reduction, reduction_prev, partial: int = 1):
         super().__init__()
         self.reduction, self.partial = reduction, partial
-        self.pre0 = FactorizedReduce(c_pp, c, affine=False) if reduction_prev else ReLUConvBN(c_pp, c, affine=False)
+        self.pre0 = ReferenceFactorizedReduce(c_pp, c, affine=False) if reduction_prev else ReLUConvBN(c_pp, c, affine=False)
         self.pre1 = ReLUConvBN(c_p, c, affine=False)
         self.nodes = space.nodes
         self.edges = nn.ModuleList()

@@ -42,7 +42,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..compiler.network import stem_modules
-from ..compiler.ops import build_op, shifted_by_one
+from ..compiler.ops import build_op, odd_grid
 from ..errors import NasgalError
 from ..spec.space import SearchSpace
 from ..spec.stem import stem_layers
@@ -58,6 +58,12 @@ def _geometry(op: str) -> tuple[str, int, int] | None:
             k = int(op[len(kind):].split("x")[0])
             return kind[:3], k, dil
     return None
+
+
+def _layout(x: torch.Tensor) -> torch.memory_format:
+    """channels_last when ``x`` is, else contiguous: a copy keeps the layout its input has."""
+    return torch.channels_last if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last) \
+        else torch.contiguous_format
 
 
 def grouped_pointwise(x: torch.Tensor, weight: torch.Tensor, groups: int, stride: int = 1) -> torch.Tensor:
@@ -243,9 +249,10 @@ class SourceBatch(nn.Module):
         if self.skip_col is not None:
             add(x)
         if self.fr_col is not None:
-            shifted = shifted_by_one(r)
             a = grouped_pointwise(r, self.fr1.weight, n_s, 2).unflatten(1, (n_s, n_t, 1, c // 2))
-            b = grouped_pointwise(shifted, self.fr2.weight, n_s, 2).unflatten(1, (n_s, n_t, 1, c // 2))
+            # the stride-2 conv of the shifted input reads exactly the odd grid (no full-size shifted copy)
+            b = grouped_pointwise(odd_grid(r).contiguous(memory_format=_layout(r)), self.fr2.weight, n_s, 1)
+            b = b.unflatten(1, (n_s, n_t, 1, c // 2))
             add(self.fr_bn(torch.cat([a, b], dim=3).flatten(1, 4)))
         if self.generic:
             xs = x.unflatten(1, (n_s, c))
@@ -295,7 +302,7 @@ class SearchCell(nn.Module):
             if c % 2:
                 raise NasgalError(f"a cell after a reduction needs an even channel count, got {c}")
             self.pre0_a = nn.Conv2d(c_pp, c // 2, 1, stride=2, bias=False)
-            self.pre0_b = nn.Conv2d(c_pp, c // 2, 1, stride=2, bias=False)
+            self.pre0_b = nn.Conv2d(c_pp, c // 2, 1, stride=1, bias=False)  # on odd_grid(input)
         else:
             self.pre0 = nn.Conv2d(c_pp, c, 1, bias=False)
         self.pre1 = nn.Conv2d(c_p, c, 1, bias=False)
@@ -332,8 +339,7 @@ class SearchCell(nn.Module):
         """``[B, 2c, H, W]``: the two preprocessed inputs side by side."""
         if self.reduction_prev:
             r0 = F.relu(s0)
-            shifted = shifted_by_one(r0)
-            parts = [self.pre0_a(r0), self.pre0_b(shifted)]
+            parts = [self.pre0_a(r0), self.pre0_b(odd_grid(r0))]  # = a stride-2 conv of the shifted input
         else:
             parts = [self.pre0(F.relu(s0))]
         return self.pre_bn(torch.cat(parts + [self.pre1(F.relu(s1))], dim=1))
