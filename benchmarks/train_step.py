@@ -76,6 +76,7 @@ def reference_step(model, device, grad_clip: float = 5.0):
 VARIANTS = {
     "nasgal": {},
     "nasgal-release-memory": {"keep_memory": False},
+    "nasgal-1-thread": {"threads": 1},
     "nasgal-nchw": {"channels_last": False},
     "nasgal-bf16": {"precision": "bf16"},
     "nasgal-compile": {"capture": "compile"},
@@ -158,6 +159,8 @@ def main() -> None:
             step, own = reference_step(model, device, args.grad_clip), batches
             info: dict = {}
         else:
+            if opts.pop("threads", None):
+                torch.set_num_threads(1)
             if opts.pop("keep_memory") and device.type == "cpu":
                 keep_freed_memory()  # as `nasgal train` does on the CPU
             step, own = nasgal_step(net, batches, device, args, **opts)
