@@ -14,5 +14,6 @@ run train.txt $B/train_step.py --device cpu --reference --variant nasgal --varia
     --variant nasgal-nchw --variant nasgal-1-thread --rounds 10 --steps 2
 run eval.txt $B/eval_step.py --device cpu --rounds 10 --steps 2
 run search.txt $B/search_step.py --device cpu --reference --batch 16 --rounds 6 --steps 1
-run train_bf16.txt $B/train_step.py --device cpu --variant nasgal --variant nasgal-bf16 --rounds 3 --steps 1
+run train_options.txt $B/train_step.py --device cpu --variant nasgal --variant nasgal-bf16 --variant nasgal-no-mkldnn \
+    --rounds 3 --steps 1
 run e2e.txt $B/train_e2e.py --rounds 3

@@ -77,6 +77,7 @@ VARIANTS = {
     "nasgal": {},
     "nasgal-release-memory": {"keep_memory": False},
     "nasgal-1-thread": {"threads": 1},
+    "nasgal-no-mkldnn": {"mkldnn": False},
     "nasgal-nchw": {"channels_last": False},
     "nasgal-bf16": {"precision": "bf16"},
     "nasgal-compile": {"capture": "compile"},
@@ -161,6 +162,8 @@ def main() -> None:
         else:
             if opts.pop("threads", None):
                 torch.set_num_threads(1)
+            if not opts.pop("mkldnn", True):
+                torch.backends.mkldnn.enabled = False  # torch's own CPU convolution kernels
             if opts.pop("keep_memory") and device.type == "cpu":
                 keep_freed_memory()  # as `nasgal train` does on the CPU
             step, own = nasgal_step(net, batches, device, args, **opts)
