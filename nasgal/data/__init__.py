@@ -14,6 +14,8 @@ from .info import DatasetInfo
 from .loader import DeviceLoader
 from .locate import ENV_DATA_DIR, ENV_NO_DOWNLOAD
 from .sources import DATASETS, DatasetSource, default_augment, resolve_name
+from .voice import PreparedVoice, load_voice, prepare_voice
+from .voice_config import VoiceSettings
 
 __all__ = [
     "DATASETS",
@@ -27,8 +29,12 @@ __all__ = [
     "DatasetInfo",
     "DatasetSource",
     "DeviceLoader",
+    "PreparedVoice",
+    "VoiceSettings",
     "check_compatible",
     "default_augment",
     "load_dataset",
+    "load_voice",
+    "prepare_voice",
     "resolve_name",
 ]
