@@ -64,7 +64,7 @@ def read_header(path: Path) -> AudioHeader:
     try:
         info = sf.info(str(path))
     except (RuntimeError, OSError, ValueError, EOFError) as exc:  # soundfile.LibsndfileError is a RuntimeError
-        raise AudioReadError(f"{path}: {_reason(exc)}") from exc
+        raise AudioReadError(f"{path}: {_reason(exc, path)}") from exc
     if info.samplerate <= 0 or info.channels <= 0:
         raise AudioReadError(f"{path}: header gives {info.samplerate} Hz and {info.channels} channels")
     return AudioHeader(int(info.frames), int(info.samplerate), int(info.channels))
@@ -76,7 +76,7 @@ def read_audio(path: Path, rate: int = TARGET_RATE) -> torch.Tensor:
     try:
         data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)  # [T, channels]
     except (RuntimeError, OSError, ValueError, EOFError, MemoryError) as exc:
-        raise AudioReadError(f"{path}: {_reason(exc)}") from exc
+        raise AudioReadError(f"{path}: {_reason(exc, path)}") from exc
     if data.shape[0] == 0:
         raise AudioReadError(f"{path}: holds no samples")
     mono = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1, dtype=np.float32)))  # [T]
@@ -85,9 +85,10 @@ def read_audio(path: Path, rate: int = TARGET_RATE) -> torch.Tensor:
     return resample(mono, int(file_rate), rate)
 
 
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.replace("\n", " ")
+def _reason(exc: BaseException, path: Path) -> str:
+    """libsndfile's words, without the path it repeats (the message names the file already)."""
+    text = (str(exc).strip() or type(exc).__name__).replace("\n", " ")
+    return text.removeprefix(f"Error opening {str(path)!r}: ")
 
 
 @lru_cache(maxsize=16)

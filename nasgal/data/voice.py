@@ -180,8 +180,8 @@ def prepare_voice(
                              skipped=[Skipped(**s) for s in manifest.get("skipped", [])])
 
     skipped = read_headers(source, settings.segment_seconds, settings.sample_rate, settings.segment_samples)
-    for s in skipped:
-        log.warning("skipped %s: %s", s.path, s.reason)
+    for s in skipped:  # also in the result and the manifest; the command line prints them
+        log.info("skipped %s: %s", s.path, s.reason)
     summaries: dict[str, SpeakerSummary] = {}
     eligible: dict[str, float] = {}
     for name, utts in source.speakers.items():
@@ -194,7 +194,7 @@ def prepare_voice(
         else:
             eligible[name] = summaries[name].seconds
     for name in sorted(set(source.speakers) - set(eligible)):
-        log.warning("speaker %s left out: %s", name, summaries[name].note)
+        log.info("speaker %s left out: %s", name, summaries[name].note)
     for name in {s.speaker for s in skipped} - set(summaries):
         summaries[name] = SpeakerSummary(name, None, 0, sum(s.speaker == name for s in skipped), 0.0, 0,
                                          note="no usable file")
@@ -222,7 +222,7 @@ def prepare_voice(
         rows, late = _write_pieces(tmp / PIECES, utts, settings, planned, reporter)
         seconds = time.perf_counter() - t0
         for s in late:
-            log.warning("skipped %s: %s", s.path, s.reason)
+            log.info("skipped %s: %s", s.path, s.reason)
         manifest = _finish(tmp, key, source, settings, chosen, summaries, skipped + late, rows, seconds)
         if folder.exists():  # an incomplete or damaged cache of the same key
             shutil.rmtree(folder)
