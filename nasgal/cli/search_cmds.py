@@ -18,7 +18,7 @@ def _s(name: str, *flags: str) -> Any:
 
 
 def search_command(
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset: fashion_mnist, mnist, cifar10, cifar100, image_folder:<path>.")],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset: fashion_mnist, mnist, cifar10, cifar100, image_folder:<path>, voice (with --data-dir).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (genotype.json, checkpoint, α history, metrics, heat maps).")],
     space: Annotated[Optional[Path], typer.Option("--space", help="Search space JSON (default: the DARTS space).")] = None,
     epochs: Annotated[Optional[int], _s("epochs")] = None,
