@@ -259,7 +259,7 @@ def test_tiny_run_on_synthetic_speech(tmp_path, capsys):
     exp = parse_experiment({
         "name": "voice_tiny", "dataset": "voice", "data_dir": str(tmp_path / "voice"), "out": str(tmp_path / "exp"),
         "device": "cpu", "paper": "voxceleb1_min",
-        "search": {"epochs": 1, "cells": 2, "channels": 4, "batch_size": 4},
+        "search": {"epochs": 1, "cells": 3, "channels": 4, "batch_size": 4},
         "network": {"cells": 3, "channels": 4, "stem": "stride2"},
         "train": {"epochs": 1, "batch_size": 8, "lr": 0.05},
         "prune": {"epochs": 1, "batch_size": 8, "keep_nodes": 0.5},
@@ -268,5 +268,28 @@ def test_tiny_run_on_synthetic_speech(tmp_path, capsys):
     res = run_experiment(exp)
     assert res.network.input.size == (16, 16) and res.network.classes == 3 and res.network.input.channels == 1
     report = (tmp_path / "exp" / "report.md").read_text()
-    assert "Dataset **voice**" in report
+    assert "Dataset **voice**" in report and "Voice data: 3 speakers (plain layout)" in report
+    assert "split by utterance (no utterance on both sides)" in report
     assert "| VGG16 | 87.30 | 134.67M |" in report and "| DARTS-GAL | 93.30 | 0.68M |" in report
+
+
+# --------------------------------------------------------------------------- the espeak-ng set
+
+
+def test_espeak_sentences_are_seeded_and_a_missing_program_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    from nasgal.data import espeak
+
+    assert espeak.sentences(3, seed=1) == espeak.sentences(3, seed=1) != espeak.sentences(3, seed=2)
+    assert all(s.endswith(".") and 16 <= len(s.split()) <= 24 for s in espeak.sentences(5))
+    monkeypatch.setattr(espeak.shutil, "which", lambda name: None)
+    assert main(["datasets", "espeak", str(tmp_path / "e")]) == 1
+    err = capsys.readouterr().err
+    assert "espeak-ng is not installed" in err and "apt-get install espeak-ng" in err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not __import__("shutil").which("espeak-ng"), reason="espeak-ng is not installed")
+def test_espeak_set_prepares_into_speakers(tmp_path):
+    assert main(["datasets", "espeak", str(tmp_path / "e"), "--speakers", "3", "--utterances", "6"]) == 0
+    r = prepare_voice(tmp_path / "e", tmp_path / "out", SMALL)
+    assert r.manifest["speakers"] == ["en-us_m3", "en_f2", "en_m1"] and r.manifest["pieces"]["test"] == 12

@@ -316,6 +316,7 @@ def write_report(exp: "Experiment", res: "ExperimentResult", figs: dict[str, str
         f"{', '.join(map(str, res.network.reductions)) or 'none'} (0-indexed); {n_seeds} seed(s).",
         "",
         *_smoke_note(exp, res),
+        *_voice_note(exp),
         *_search_note(res),
         "## Accuracy and parameters",
         "",
@@ -466,6 +467,28 @@ def _smoke_note(exp: "Experiment", res: "ExperimentResult") -> list[str]:
         return []
     return [f"**A smoke run, not a result**: {', '.join(short)}. These figures test the pipeline; they "
             "are not comparable with the paper's, which are shown beside them for orientation only.", ""]
+
+
+def _voice_note(exp: "Experiment") -> list[str]:
+    """For a voice run: what the prepared set holds and how it was split (the paper's split likely
+    let pieces of one utterance be on both sides)."""
+    from ..data.sources import VOICE, resolve_name
+
+    try:
+        source, path = resolve_name(exp.dataset)
+        if source is not VOICE:
+            return []
+        from ..data.voice import MANIFEST, voice_folder
+
+        m = json.loads((voice_folder(path or exp.data_dir) / MANIFEST).read_text(encoding="utf-8"))
+        st, pieces, shape = m["settings"], m["pieces"], m["shape"]
+    except Exception:  # a report without this note beats no report
+        return []
+    split = {"utterance": "no utterance on both sides", "video": "no video on both sides",
+             "piece": "pieces of one utterance on both sides, as the paper likely did"}[st["split_by"]]
+    return [f"Voice data: {len(m['speakers'])} speakers ({m['layout']} layout), {pieces['train']:,} training and "
+            f"{pieces['test']:,} test pieces of {st['segment_seconds']:g} s as {shape[2]}×{shape[3]} log spectrograms, "
+            f"{st['test_pieces']} test pieces per speaker, split by {st['split_by']} ({split}); cache {m['key']}.", ""]
 
 
 def _search_note(res: "ExperimentResult") -> list[str]:
