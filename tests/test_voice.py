@@ -98,6 +98,7 @@ def test_unreadable_and_too_short_files_are_named_and_skipped(tmp_path, capsys):
     root = write_plain(tmp_path / "src", speakers=2, utterances=6, seconds=2.2)
     (root / "spk0" / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
     (root / "spk1" / "empty.flac").write_bytes(b"")
+    write_speech(root / "stray.wav", 0, 1.0)  # not in a speaker folder
     write_speech(root / "spk1" / "short.wav", 1, 0.4)
     code = main(["datasets", "prepare", "voice", str(root), "--out", str(tmp_path / "out"), "--segment-seconds", "1",
                  "--size", "32", "--test-pieces", "4", "-q"])
@@ -105,6 +106,7 @@ def test_unreadable_and_too_short_files_are_named_and_skipped(tmp_path, capsys):
     assert code == 0, err
     assert "skipped spk0/broken.wav: unreadable" in err and "skipped spk1/empty.flac: unreadable" in err
     assert "skipped spk1/short.wav: too short: 0.40 s, a piece is 1 s" in err
+    assert "ignored 1 audio file(s) outside any speaker folder: stray.wav" in err
     assert "Traceback" not in err + out
     manifest = json.loads(next((tmp_path / "out").glob("*/manifest.json")).read_text())
     summary = {s["speaker"]: s for s in manifest["summary"]}

@@ -68,6 +68,10 @@ def _print_prepared(result: Any, out: Path, as_json: bool) -> None:
     m = result.manifest
     for s in result.skipped:  # even with --quiet or --json: files left out are news, not progress
         err_console.print(f"skipped {s.path}: {s.reason}", markup=False, highlight=False)
+    if m.get("ignored"):
+        err_console.print(f"ignored {len(m['ignored'])} audio file(s) outside any speaker folder: "
+                          f"{', '.join(m['ignored'][:5])}{' ...' if len(m['ignored']) > 5 else ''}",
+                          markup=False, highlight=False)
     if as_json:
         keys = ("key", "source", "layout", "settings", "shape", "speakers", "pieces", "summary", "skipped")
         sys.stdout.write(json.dumps({"folder": str(result.folder), "reused": result.reused,

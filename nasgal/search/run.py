@@ -86,7 +86,7 @@ class SearchStage(Stage[Genotype]):
         from ..data import DeviceLoader, default_augment
 
         config, space = self.config, self.space
-        self.device = use_device(config.device)
+        self.device = use_device(config.device, config.threads)
         info = self.info = self.dataset.info
         # Half of the training set trains the weights, the other half α (stratified, seeded).
         w_half, a_half = self.dataset.split_validation(0.5, seed=config.seed)
