@@ -121,10 +121,14 @@ def test_bad_sources_are_clear_errors(tmp_path, capsys):
     assert main(["datasets", "prepare", "voice", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 1
     assert main(["datasets", "prepare", "voice", str(tmp_path / "empty"), "--out", str(tmp_path / "o"),
                  "--segment-seconds", "0"]) == 1
+    write_plain(tmp_path / "plain", speakers=2, utterances=2, seconds=1.0)
+    assert main(["datasets", "prepare", "voice", str(tmp_path / "plain"), "--out", str(tmp_path / "o"),
+                 "--split-by", "video"]) == 1
     err = capsys.readouterr().err
     assert "voice source" in err and "does not exist" in err
     assert "has no speaker folders with .wav or .flac files" in err and "Hint:" in err
     assert "segment_seconds (--segment-seconds)" in err
+    assert "split_by 'video' needs videos" in err
     assert "Traceback" not in err
 
 

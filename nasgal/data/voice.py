@@ -179,6 +179,9 @@ def prepare_voice(
         return PreparedVoice(folder, manifest, reused=True,
                              skipped=[Skipped(**s) for s in manifest.get("skipped", [])])
 
+    files = sum(len(u) for u in source.speakers.values())
+    reporter.message(f"voice: {files:,} audio files of {len(source.speakers):,} speakers under {source.root} "
+                     f"({source.layout} layout); reading their headers")
     skipped = read_headers(source, settings.segment_seconds, settings.sample_rate, settings.segment_samples)
     for s in skipped:  # also in the result and the manifest; the command line prints them
         log.info("skipped %s: %s", s.path, s.reason)
@@ -207,6 +210,8 @@ def prepare_voice(
         summaries[name].note = f"not among the {settings.speakers} speakers chosen"
     utts = [u for name in chosen for u in source.speakers[name]]
     planned = sum(u.pieces for u in utts)
+    reporter.message(f"voice: {len(chosen):,} speakers chosen, {len(utts):,} files, {planned:,} pieces of "
+                     f"{settings.segment_seconds:g} s to turn into {settings.size}×{settings.size} spectrograms")
     need = HEADER_BYTES + planned * settings.size * settings.size
     try:
         out.mkdir(parents=True, exist_ok=True)
