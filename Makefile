@@ -27,10 +27,10 @@ system-deps:
 
 setup: system-deps $(VENV)/.installed
 
-# The voice preset: synthesise 10 espeak-ng speakers, prepare 64x64 spectrograms, run the experiment.
+# The voice preset: synthesise 10 espeak-ng speakers, prepare 48x48 spectrograms, run the experiment.
 voice-demo: setup
 	$(BIN)/nasgal datasets espeak data/espeak --speakers 10 --utterances 40
-	$(BIN)/nasgal datasets prepare voice data/espeak --out data/espeak_voice64 --size 64
+	$(BIN)/nasgal datasets prepare voice data/espeak --out data/espeak_voice48 --size 48
 	$(BIN)/nasgal run examples/voiceprint_quick.toml
 
 demo: setup
