@@ -41,9 +41,10 @@ lint: setup
 	$(BIN)/ruff check nasgal tests benchmarks
 	$(BIN)/mypy nasgal/spec nasgal/compiler
 
-# -n auto: one test process per core (tests/conftest.py gives each one torch thread).
+# -n auto: one test process per core (tests/conftest.py gives each one torch thread); worksteal
+# lets an idle process take queued tests from a busy one, so a slow file does not leave a core idle.
 test: setup lint
-	$(BIN)/python -m pytest -q -n auto
+	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -n auto -m slow

@@ -25,7 +25,7 @@ run 40 search.txt $S --capture cuda-graph --recompute
 run 40 search.txt $S --capture cuda-graph --partial-channels 4
 run 60 search.txt $S --capture cuda-graph --order second --steps 5
 # 3. Training and GAL steps (measured before; rerun for ratios on the same card).
-run 40 train.jsonl $B/train_step.py --device cuda --reference --capture cuda-graph --steps 50 --repeats 3
-run 25 train.jsonl $B/train_step.py --device cuda --capture cuda-graph --precision bf16 --steps 50 --repeats 3
+run 60 train.jsonl $B/train_step.py --device cuda --json --reference --variant nasgal --variant nasgal-cuda-graph --steps 20 --rounds 10
+run 40 train.jsonl $B/train_step.py --device cuda --json --reference --capture cuda-graph --precision bf16 --steps 20 --rounds 10
 run 25 prune.jsonl $B/prune_step.py --device cuda --steps 10 --repeats 3
 log done

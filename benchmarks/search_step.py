@@ -4,7 +4,8 @@
     python benchmarks/search_step.py ... --reference     # also time a plain DARTS-style supernet
     python benchmarks/search_step.py ... --capture cuda-graph --bf16 --partial-channels 4
 
-Prints the median milliseconds per step and the peak device memory (CUDA) of each
+Times the implementations in interleaved rounds (benchmarks/_interleave.py): a line per round
+with the round's speed-up, then the medians and the peak device memory (CUDA) of each
 implementation. ``--reference`` builds, in this file, a straightforward supernet written the
 way the reference DARTS code is (``sum(w * op(x) for op in ops)`` per edge, one module per op
 and edge), with the same weights, so the ratio comes from one run on one device.
@@ -14,6 +15,7 @@ Needs only python3 and torch (nasgal itself).
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import statistics
 import sys
@@ -27,7 +29,10 @@ from torch import nn
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]  # nasgal, _count
 
 from _count import count_step  # noqa: E402
+from _interleave import interleave_processes, round_printer  # noqa: E402
+from nasgal.deploy.latency import machine_label  # noqa: E402
 from nasgal.compiler.ops import FactorizedReduce, ReLUConvBN, build_op  # noqa: E402
+from nasgal.engine.cpu import keep_freed_memory  # noqa: E402
 from nasgal.search import architect  # noqa: E402
 from nasgal.search.space import SearchSpace, default_space  # noqa: E402
 from nasgal.search.step import SearchStep, make_optimizers  # noqa: E402
@@ -218,7 +223,7 @@ def make_nasgal_step(model, arch, args, device):
     def run():
         step(*batch)
 
-    run.search_step = step  # for time_impl's report of the capture
+    run.search_step = step  # for prepare_impl's report of the capture
     return run
 
 
@@ -271,36 +276,36 @@ def profile_steps(name, step, args, device) -> None:
     print(events.table(sort_by=key, row_limit=25), flush=True)
 
 
-def time_impl(name, model, arch, args, device, make_step) -> tuple[float, float]:
+def prepare_impl(name, model, arch, args, device, make_step):
+    """The step function of one implementation, after its first step (which compiles or
+    captures, if asked: reported here, not timed)."""
     model.to(device).train()
     arch.to(device)
     if args.channels_last:
         model.to(memory_format=torch.channels_last)
     step = make_step(model, arch, args, device)
     t0 = time.perf_counter()
-    step()  # the first step (compiles or captures, if asked)
+    step()
     sync(device)
     graph = ""
     if hasattr(step, "search_step") and args.capture in GRAPH_MODES:
         graph = "; CUDA graph captured" if step.search_step.captured else "; CUDA graph NOT captured, eager"
     print(f"{name:10s} first step {time.perf_counter() - t0:.1f} s{graph}", flush=True)
-    for _ in range(args.warmup):
-        step()
+    return step
+
+
+def peak_gib(step, device) -> float:
+    """CUDA only: the memory two more steps take above what is allocated before them (the
+    other implementation's weights, resident for the interleaving, are not counted)."""
+    if device.type != "cuda":
+        return float("nan")
     sync(device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    times = []
-    for _ in range(args.steps):
-        t0 = time.perf_counter()
-        step()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    if args.profile:
-        profile_steps(name, step, args, device)
-    med = statistics.median(times) * 1000
-    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
-    print(f"{name:10s} median {med:9.1f} ms/step  (min {min(times) * 1000:.1f}, {args.steps} steps)  peak {peak:.2f} GiB", flush=True)
-    return med, peak
+    resting = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    step()
+    step()
+    sync(device)
+    return (torch.cuda.max_memory_allocated(device) - resting) / 2**30
 
 
 def nasgal_nets(space, args) -> tuple[Supernet, Architecture]:
@@ -359,8 +364,9 @@ def main(argv=None) -> int:
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="after timing, profile N more steps: busy time per step and the costliest kernels")
     p.add_argument("--top", type=int, default=0, help="with --count: also list the N most frequent ops")
-    p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--steps", type=int, default=2, help="timed steps of each implementation per round")
+    p.add_argument("--rounds", type=int, default=10, help="interleaved rounds; the figures are their medians")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps of each implementation first")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = p.parse_args(argv)
     if args.threads:
@@ -368,14 +374,13 @@ def main(argv=None) -> int:
     device = torch.device(args.device)
     space = default_space().resized(cells=args.cells, channels=args.channels, nodes=args.nodes)
     print(
-        f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), torch {torch.__version__}; "
+        f"device {device} ({machine_label(device)}, load {os.getloadavg()[0]:.1f}), torch {torch.__version__}; "
         f"C={args.channels} cells={args.cells} batch={args.batch} size={args.size} order={args.order} "
         f"K={args.partial_channels} bf16={args.bf16} channels_last={args.channels_last} capture={args.capture} "
         f"recompute={args.recompute}",
         flush=True,
     )
     torch.manual_seed(0)
-    results = {}
     if args.saved:
         a, w = saved_gib(*nasgal_nets(space, args), args, device)
         print(f"nasgal     saved for backward: alpha step {a:.2f} GiB, weight step {w:.2f} GiB", flush=True)
@@ -385,20 +390,44 @@ def main(argv=None) -> int:
         return 0
     if args.count:
         return count_main(space, args, device)
+    impls = []
     if not args.reference_only:
-        model, arch = nasgal_nets(space, args)
-        results["nasgal"] = time_impl("nasgal", model, arch, args, device, make_nasgal_step)
-        del model
+        impls.append("nasgal")
     if args.reference or args.reference_only:
         if args.partial_channels > 1:
             print("(the reference supernet has no partial channels; timing it at K=1)")
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        model, arch = reference_nets(space, args)
-        results["reference"] = time_impl("reference", model, arch, args, device, make_reference_step)
-    if len(results) == 2:
-        (t1, m1), (t0, m0) = results["nasgal"], results["reference"]
-        print(f"speed-up {t0 / t1:.2f}x; peak memory {m1 / m0:.2f} of the reference" if device.type == "cuda" else f"speed-up {t0 / t1:.2f}x")
+        impls.append("reference")
+
+    def build(name: str):
+        """Runs in the implementation's own process."""
+        torch.manual_seed(0)
+        if name == "nasgal":
+            if device.type == "cpu":
+                keep_freed_memory()  # as `nasgal search` does on the CPU
+            step = prepare_impl(name, *nasgal_nets(space, args), args, device, make_nasgal_step)
+        else:
+            step = prepare_impl(name, *reference_nets(space, args), args, device, make_reference_step)
+
+        def finish() -> dict:
+            if args.profile:
+                profile_steps(name, step, args, device)
+            return {"peak_gib": peak_gib(step, device)}
+
+        return step, lambda: sync(device), finish
+
+    baseline = "reference" if len(impls) == 2 else None
+    print(f"{args.rounds} interleaved rounds of {args.steps} steps each, one process per implementation", flush=True)
+    res, extras = interleave_processes({n: (lambda n=n: build(n)) for n in impls}, rounds=args.rounds,
+                                       steps_per_round=args.steps, warmup=args.warmup,
+                                       on_round=round_printer(impls, baseline))
+    for name in impls:
+        peak = extras[name]["peak_gib"]
+        print(f"{name:10s} median {res.median_seconds(name) * 1e3:9.1f} ms/step"
+              + (f"  peak {peak:.2f} GiB above resting" if device.type == "cuda" else ""), flush=True)
+    if baseline:
+        ups = res.speedups("nasgal", baseline)
+        print(f"speed-up {statistics.median(ups):.2f}x (median of {len(ups)} rounds; "
+              f"rounds {min(ups):.2f}-{max(ups):.2f})", flush=True)
     return 0
 
 

@@ -21,6 +21,7 @@ LAYERS: list[set[str]] = [
     {"deploy"},
     {"experiment"},
     {"cli"},
+    {"__main__"},
 ]
 LAYER = {unit: i for i, units in enumerate(LAYERS) for unit in units}
 

@@ -1,9 +1,9 @@
 """Usage errors and faults as a user meets them, through the installed `nasgal` entry point.
 
 Every command's usage errors (missing argument, unknown option, bad type) and an unknown
-command run as a subprocess of the console script that `pip install` made, against the
-dependency versions this environment resolved: one `Error:` line on stderr, exit code 2, no
-traceback. Then the faults around them: output that cannot be written, unexpected exceptions,
+command: one `Error:` line on stderr, exit code 2, no traceback. All of them run through
+`main`, and one of each kind as a subprocess of the console script that `pip install` made,
+against the dependency versions this environment resolved. Then the faults around them: output that cannot be written, unexpected exceptions,
 absurd values.
 """
 
@@ -32,8 +32,8 @@ def entry_point() -> Path:
     return exe
 
 
-def run_cli(args: list[str], **kw) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "100", "NASGAL_NO_DOWNLOAD": "1"}
+def run_cli(args: list[str], env: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess:
+    env = {**(os.environ if env is None else env), "COLUMNS": "100", "NASGAL_NO_DOWNLOAD": "1"}
     kw.setdefault("stdout", subprocess.PIPE)
     kw.setdefault("stderr", subprocess.PIPE)
     return subprocess.run([str(entry_point()), *args], text=True, timeout=120, env=env, **kw)
@@ -71,19 +71,43 @@ USAGE_ERRORS: list[tuple[list[str], str]] = [
 ]
 
 
-def test_every_usage_error_is_one_line_exit_2_and_no_traceback(tmp_path):
-    """Through the installed console script, so a missing module (typer no longer installs
-    click) or a dependency change that breaks the error path fails here."""
-    with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda case: run_cli(case[0], cwd=tmp_path), USAGE_ERRORS))
+def _usage_error_problem(args: list[str], words: str, code: int, out: str, err: str) -> str | None:
+    lines = err.strip().splitlines()
+    ok = (code == 2 and len(lines) == 1 and lines[0].startswith("Error: ") and words in lines[0]
+          and "Traceback" not in err and out == "")
+    return None if ok else f"nasgal {' '.join(args)} -> exit {code}, stdout {out!r}, stderr {err!r}"
+
+
+def test_every_usage_error_is_one_line_exit_2_and_no_traceback(tmp_path, capsys, monkeypatch):
+    """Every case through `main`, the function the console script calls (in this process:
+    a process per case costs a second of imports each and measures nothing more)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.setenv("NASGAL_NO_DOWNLOAD", "1")
     failures = []
-    for (args, words), res in zip(USAGE_ERRORS, results):
-        lines = res.stderr.strip().splitlines()
-        ok = (res.returncode == 2 and len(lines) == 1 and lines[0].startswith("Error: ") and words in lines[0]
-              and "Traceback" not in res.stderr and res.stdout == "")
-        if not ok:
-            failures.append(f"nasgal {' '.join(args)} -> exit {res.returncode}, stderr {res.stderr!r}")
+    for args, words in USAGE_ERRORS:
+        code = main(list(args))
+        captured = capsys.readouterr()
+        problem = _usage_error_problem(args, words, code, captured.out, captured.err)
+        if problem:
+            failures.append(problem)
     assert not failures, "\n".join(failures)
+
+
+# One case of each kind of usage error through the installed console script, against the
+# dependency versions this environment resolved: a missing module (typer no longer installs
+# click) or a dependency change that breaks the error path fails here.
+ENTRY_POINT_CASES = [USAGE_ERRORS[0], USAGE_ERRORS[1], USAGE_ERRORS[2],
+                     next(c for c in USAGE_ERRORS if c[0] == ["train", "--bogus-option"]),
+                     next(c for c in USAGE_ERRORS if "--epochs" in c[0])]
+
+
+def test_usage_errors_through_the_console_script(tmp_path):
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda case: run_cli(case[0], cwd=tmp_path), ENTRY_POINT_CASES))
+    failures = [_usage_error_problem(args, words, res.returncode, res.stdout, res.stderr)
+                for (args, words), res in zip(ENTRY_POINT_CASES, results)]
+    assert not any(failures), "\n".join(f for f in failures if f)
 
 
 def test_a_bare_command_shows_its_help(tmp_path):
@@ -93,7 +117,7 @@ def test_a_bare_command_shows_its_help(tmp_path):
 
 
 def test_output_that_cannot_be_written_is_an_error(tmp_path):
-    args = ["compile", "darts_v2", *NET_ARGS[:2], "--json"]
+    args = ["stack", "darts_v2", *NET_ARGS]  # JSON on stdout, and no torch to import
     with open("/dev/full", "w") as full:
         res = run_cli(args, stdout=full, cwd=tmp_path)
     assert res.returncode == 1 and "standard output: No space left on device" in res.stderr
@@ -105,7 +129,7 @@ def test_output_that_cannot_be_written_is_an_error(tmp_path):
 
 
 def test_a_reader_that_stops_early_is_not_an_error(tmp_path):
-    proc = subprocess.Popen([str(entry_point()), "compile", "darts_v2", "--json"], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([str(entry_point()), "stack", "darts_v2", *NET_ARGS], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=tmp_path)
     assert proc.stdout is not None and proc.stdout.read(10)
     proc.stdout.close()  # as `| head -c 10` does
@@ -215,5 +239,7 @@ def test_shell_completion_completes_commands():
     env = {**os.environ, "_NASGAL_COMPLETE": "complete_bash", "COMP_WORDS": "nasgal tr", "COMP_CWORD": "1"}
     res = subprocess.run([str(entry_point())], text=True, capture_output=True, timeout=120, env=env)
     assert res.returncode == 0 and res.stdout.split() == ["train"], res.stderr
-    shown = run_cli(["--show-completion", "bash"])
+    # `--show-completion` alone detects the shell from the parent processes, which a test run
+    # started outside a shell does not have; typer's switch makes it take the shell's name.
+    shown = run_cli(["--show-completion", "bash"], env={**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"})
     assert shown.returncode == 0 and "_nasgal_completion" in shown.stdout

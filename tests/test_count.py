@@ -101,15 +101,33 @@ def test_training_step_reads_nothing_back_and_copies_nothing_in():
 
 def test_train_step_benchmark_runs_with_its_reference_loop(monkeypatch, capsys):
     """`python benchmarks/train_step.py --device cpu --reference` (docs/benchmarks.md), shrunk:
-    both loops run and the in-run ratio is printed."""
+    both loops run interleaved, and the ratios are per round and their median."""
     import json
+    import statistics
     import sys
 
     bench = load_benchmark("train_step")
     monkeypatch.setattr(sys, "argv", ["train_step.py", "--device", "cpu", "--reference", "--cells", "2",
                                       "--channels", "4", "--batch", "4", "--warmup", "1", "--steps", "1",
-                                      "--repeats", "1"])
+                                      "--rounds", "3", "--variant", "nasgal", "--variant", "nasgal-nchw", "--json"])
     bench.main()
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-    assert [r["loop"] for r in rows] == ["reference-eager-fp32", "nasgal"]
-    assert rows[1]["speedup_vs_reference"] > 0 and rows[0]["graph_captured"] is False
+    out = json.loads(capsys.readouterr().out)
+    assert out["rounds"] == 3 and "load" in out["machine"]
+    for name in ("nasgal", "nasgal-nchw"):
+        up = out[name]["speedup_vs_reference"]
+        assert len(up["per_round"]) == 3 and up["median"] == pytest.approx(statistics.median(up["per_round"]), rel=1e-2)
+        assert up["min"] <= up["median"] <= up["max"]
+    assert out["nasgal"]["channels_last"] and not out["nasgal-nchw"]["channels_last"]
+    assert out["nasgal"]["graph_captured"] is False and out["reference"]["images_per_s"] > 0
+
+
+def test_interleaving_rotates_the_order_and_keeps_every_round():
+    bench = load_benchmark("_interleave")
+    calls: list[str] = []
+    steps = {name: (lambda name=name: calls.append(name)) for name in ("a", "b", "c")}
+    res = bench.interleave(steps, rounds=3, steps_per_round=2, warmup=1)
+    timed = calls[3:]  # after one warm-up call of each
+    firsts = [timed[i * 6] for i in range(3)]
+    assert firsts == ["a", "b", "c"] and all(len(v) == 3 for v in res.seconds.values())
+    res.seconds = {"a": [2.0, 2.0, 4.0], "b": [1.0, 4.0, 1.0], "c": [1.0, 1.0, 1.0]}
+    assert res.speedups("b", "a") == [2.0, 0.5, 4.0] and res.median_speedup("b", "a") == 2.0

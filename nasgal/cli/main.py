@@ -56,11 +56,19 @@ def _version(value: bool) -> None:
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")] = False,
+    release_memory: Annotated[bool, typer.Option(
+        "--release-memory",
+        help="CPU runs: return freed memory to the system every step (the C library's default) instead of "
+             "keeping it for the next step; slower, holds less memory. Also NASGAL_KEEP_MEMORY=0.")] = False,
     version: Annotated[
         Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = None,
 ) -> None:
     _state["debug"] = debug
+    if release_memory:
+        from ..engine.cpu import release_memory as leave_allocator_alone
+
+        leave_allocator_alone()
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -161,9 +169,29 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout = real_stdout
 
 
+def _command(argv: list[str] | None) -> Any:
+    """The command, in the torchrun process group when started by torchrun: every process
+    runs it, and only rank 0 writes to standard output and standard error (progress, notes);
+    an error still prints on every process that meets it (after the command, at the boundary)."""
+    if "WORLD_SIZE" not in os.environ:  # no torch import for commands that need none
+        return app(args=argv, standalone_mode=False)
+    from ..engine import distributed
+
+    with distributed.session():
+        if distributed.is_main():
+            return app(args=argv, standalone_mode=False)
+        real = sys.stdout, sys.stderr
+        with open(os.devnull, "w") as sink:
+            sys.stdout = sys.stderr = sink
+            try:
+                return app(args=argv, standalone_mode=False)
+            finally:
+                sys.stdout, sys.stderr = real
+
+
 def _run(argv: list[str] | None) -> int:
     try:
-        rv = app(args=argv, standalone_mode=False)
+        rv = _command(argv)
         _flush_stdout()
     except BrokenPipeError:
         _flush_stdout()

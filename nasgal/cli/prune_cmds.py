@@ -84,6 +84,7 @@ def prune_cmd(
     eval_batch_size: Annotated[Optional[int], _p("eval_batch_size")] = None,
     threads: Annotated[Optional[int], _p("threads", "--threads")] = None,
     tensorboard: Annotated[Optional[bool], _p("tensorboard", "--tensorboard/--no-tensorboard")] = None,
+    sync_bn: Annotated[Optional[bool], _p("sync_bn", "--sync-bn/--no-sync-bn")] = None,
     resume: Annotated[bool, typer.Option("--resume", help=RESUME_HELP)] = False,
     restart: Annotated[bool, typer.Option("--restart", help=RESTART_HELP)] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout.")] = False,
@@ -106,7 +107,7 @@ def prune_cmd(
         lam_warmup=lam_warmup, fista_restart=fista_restart, threshold=threshold, critic_steps=critic_steps,
         critic_weight_decay=critic_weight_decay, critic_lr=critic_lr, clip=clip, gp=gp, keep_params=keep_params,
         keep_nodes=keep_nodes, seed=seed, device=device, precision=precision, channels_last=channels_last,
-        eval_batch_size=eval_batch_size, threads=threads, tensorboard=tensorboard,
+        eval_batch_size=eval_batch_size, threads=threads, tensorboard=tensorboard, sync_bn=sync_bn,
     )
     wpath = Path(weights)
     if not wpath.exists():

@@ -47,6 +47,7 @@ def search_command(
     capture: Annotated[Optional[str], _s("capture")] = None,
     recompute: Annotated[Optional[bool], _s("recompute", "--recompute/--no-recompute")] = None,
     tensorboard: Annotated[Optional[bool], _s("tensorboard", "--tensorboard/--no-tensorboard")] = None,
+    sync_bn: Annotated[Optional[bool], _s("sync_bn", "--sync-bn/--no-sync-bn")] = None,
     resume: Annotated[bool, typer.Option("--resume", help=RESUME_HELP)] = False,
     restart: Annotated[bool, typer.Option("--restart", help=RESTART_HELP)] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the genotype JSON on stdout instead of a summary.")] = False,
@@ -74,6 +75,7 @@ def search_command(
         lr_min=lr_min, momentum=momentum, weight_decay=weight_decay, grad_clip=grad_clip, arch_lr=arch_lr,
         arch_weight_decay=arch_weight_decay, precision="bf16" if bf16 else precision, channels_last=channels_last,
         capture=capture, recompute=recompute, device=device, threads=threads, subset=subset, tensorboard=tensorboard,
+        sync_bn=sync_bn,
     )
     cfg = SearchConfig.resolve(**values)  # checked before any data is read, so a bad value fails at once
     sp = load_space(space).resized(cells=cells, channels=channels, stem=stem)

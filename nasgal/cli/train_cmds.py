@@ -89,6 +89,7 @@ def train_cmd(
     eval_batch_size: Annotated[Optional[int], _t("eval_batch_size")] = None,
     threads: Annotated[Optional[int], _t("threads", "--threads", "--workers")] = None,
     tensorboard: Annotated[Optional[bool], _t("tensorboard", "--tensorboard/--no-tensorboard")] = None,
+    sync_bn: Annotated[Optional[bool], _t("sync_bn", "--sync-bn/--no-sync-bn")] = None,
     resume: Annotated[bool, typer.Option("--resume", help=RESUME_HELP)] = False,
     restart: Annotated[bool, typer.Option("--restart", help=RESTART_HELP)] = False,
     inherit: Annotated[Optional[str], typer.Option(help="Start from the surviving weights of this run or checkpoint (weight inheritance for pruned networks).")] = None,
@@ -106,7 +107,7 @@ def train_cmd(
         weight_decay=weight_decay, grad_clip=grad_clip, cutout=cutout, crop_padding=crop_padding, hflip=hflip,
         drop_path=drop_path, aux_weight=aux_weight, val_fraction=val_fraction, subset=subset, seed=seed,
         device=device, precision=precision, channels_last=channels_last, capture=capture,
-        eval_batch_size=eval_batch_size, threads=threads, tensorboard=tensorboard,
+        eval_batch_size=eval_batch_size, threads=threads, tensorboard=tensorboard, sync_bn=sync_bn,
     )
     results = train(net, dataset=dataset, config=cfg, out_dir=out, data_dir=data_dir, inherit=inherit,
                     restart=restart, reporter=default_reporter(not quiet))

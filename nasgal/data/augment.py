@@ -5,6 +5,11 @@ Every function works on a whole batch with tensor ops and draws its random numbe
 nothing waits for the host. Crop and flip happen on uint8 pixels before normalization
 (padding is black, as in torchvision's ``RandomCrop``); cutout zeroes the *normalized*
 tensor, i.e. it paints the mean colour, as in the DARTS reference code.
+
+``part=(total, offset)``: ``x`` holds images ``offset .. offset + B - 1`` of a batch of
+``total`` (a process's share of a data-parallel batch). The random numbers are drawn for the
+whole batch and this part's are used, so every image is augmented as one process augments it
+and every process's generator stays in step.
 """
 
 from __future__ import annotations
@@ -12,6 +17,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
+
+Part = tuple[int, int]  # (images in the whole batch, offset of this part)
+
+
+def _mine(t: torch.Tensor, b: int, part: Part | None) -> torch.Tensor:
+    """The rows of ``t`` (drawn for the whole batch) that belong to this part of ``b`` images."""
+    return t if part is None else t[part[1] : part[1] + b]
 
 
 class Augment(BaseModel):
@@ -32,24 +44,26 @@ class Augment(BaseModel):
         return self.random_crop_padding > 0 or self.hflip or self.cutout > 0
 
 
-def crop_flip(x: torch.Tensor, padding: int, hflip: bool, generator: torch.Generator) -> torch.Tensor:
+def crop_flip(x: torch.Tensor, padding: int, hflip: bool, generator: torch.Generator,
+              part: Part | None = None) -> torch.Tensor:
     """Random crop after zero padding and/or random horizontal flip, in one gather.
 
     x: ``[B, C, H, W]`` (any dtype). Returns a new tensor of the same shape.
     """
     b, c, h, w = x.shape
+    n = b if part is None else part[0]  # random numbers drawn for n images
     dev = x.device
     if padding > 0:
         x = F.pad(x, (padding, padding, padding, padding))  # [B, C, H+2p, W+2p], zeros
-        oy = torch.randint(0, 2 * padding + 1, (b,), device=dev, generator=generator)  # [B]
-        ox = torch.randint(0, 2 * padding + 1, (b,), device=dev, generator=generator)  # [B]
+        oy = _mine(torch.randint(0, 2 * padding + 1, (n,), device=dev, generator=generator), b, part)  # [B]
+        ox = _mine(torch.randint(0, 2 * padding + 1, (n,), device=dev, generator=generator), b, part)  # [B]
     else:
         oy = ox = torch.zeros(b, dtype=torch.long, device=dev)
     row = torch.arange(h, device=dev)
     col = torch.arange(w, device=dev)
     rows = oy[:, None] + row  # [B, H]
     if hflip:
-        flip = torch.rand(b, device=dev, generator=generator) < 0.5  # [B]
+        flip = _mine(torch.rand(n, device=dev, generator=generator), b, part) < 0.5  # [B]
         cols = ox[:, None] + torch.where(flip[:, None], w - 1 - col, col)  # [B, W]
     else:
         cols = ox[:, None] + col  # [B, W]
@@ -58,15 +72,16 @@ def crop_flip(x: torch.Tensor, padding: int, hflip: bool, generator: torch.Gener
     return x[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]  # [B, C, H, W]
 
 
-def cutout(x: torch.Tensor, length: int, generator: torch.Generator) -> torch.Tensor:
+def cutout(x: torch.Tensor, length: int, generator: torch.Generator, part: Part | None = None) -> torch.Tensor:
     """Zero a ``length``×``length`` square (clipped at the border) at a random centre per image.
 
     x: ``[B, C, H, W]`` float. Returns a new tensor.
     """
     b, _, h, w = x.shape
+    n = b if part is None else part[0]
     dev = x.device
-    cy = torch.randint(0, h, (b, 1), device=dev, generator=generator)  # [B, 1]
-    cx = torch.randint(0, w, (b, 1), device=dev, generator=generator)  # [B, 1]
+    cy = _mine(torch.randint(0, h, (n, 1), device=dev, generator=generator), b, part)  # [B, 1]
+    cx = _mine(torch.randint(0, w, (n, 1), device=dev, generator=generator), b, part)  # [B, 1]
     half = length // 2
     row = torch.arange(h, device=dev)
     col = torch.arange(w, device=dev)

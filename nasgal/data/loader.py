@@ -16,6 +16,13 @@ memory.
 
 The random stream of epoch ``e`` depends only on ``(seed, e)``, so on the CPU a run is
 reproducible, and ``set_epoch`` resumes the stream mid-training.
+
+Data-parallel runs (``rank``, ``world``): ``batch_size`` is the global batch. Every process
+draws the same permutation of the whole split for an epoch and takes its own contiguous part of
+each global batch (``batch_size / world`` images; a short last batch is split as evenly as it
+goes, and a process whose part is empty skips it). The processes together therefore see exactly
+the batches of one process, in the same order, augmented alike: each process draws the random
+numbers of the whole batch and uses those of its images.
 """
 
 from __future__ import annotations
@@ -56,9 +63,18 @@ class DeviceLoader:
         seed: int = 0,
         channels_last: bool = False,
         dtype: torch.dtype = torch.float32,
+        rank: int = 0,
+        world: int = 1,
     ) -> None:
         if batch_size < 1:
             raise DataError(f"batch_size must be at least 1, got {batch_size}")
+        if not 0 <= rank < world:
+            raise DataError(f"rank {rank} is outside 0..{world - 1}")
+        if drop_last and batch_size % world:
+            raise DataError(
+                f"a batch of {batch_size} images (the global batch) does not divide among {world} processes",
+                hint=f"give a batch size that is a multiple of {world}",
+            )
         if not dtype.is_floating_point:
             raise DataError(f"dtype must be a floating type, got {dtype}")
         if drop_last and len(dataset) < batch_size:
@@ -81,6 +97,7 @@ class DeviceLoader:
         self.seed = seed
         self.channels_last = channels_last
         self.dtype = dtype
+        self.rank, self.world = rank, world
         self.epoch = 0
         self._generator = torch.Generator(device=self.device)
         # x_float = x_uint8 * scale + shift  ==  (x / 255 - mean) / std
@@ -97,17 +114,29 @@ class DeviceLoader:
         """Make the next iteration use the random stream of ``epoch`` (for resuming)."""
         self.epoch = epoch
 
+    def _part(self, i: int) -> tuple[int, int, tuple[int, int] | None]:
+        """This process's part ``[lo, hi)`` of global batch ``i`` — contiguous, the first
+        ``size % world`` processes one image more — and (size, offset) of the part in the batch
+        (``None`` for one process)."""
+        first, last = i * self.batch_size, min((i + 1) * self.batch_size, len(self.dataset))
+        if self.world == 1:
+            return first, last, None
+        base, extra = divmod(last - first, self.world)
+        start = first + self.rank * base + min(self.rank, extra)
+        return start, start + base + (1 if self.rank < extra else 0), (last - first, start - first)
+
     def _epoch_seed(self, epoch: int) -> int:
         return (self.seed * _EPOCH_STRIDE + epoch) % (1 << 63)
 
-    def transform(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """uint8 ``[B, C, H, W]`` → augmented, normalized ``dtype [B, C, H, W]``."""
+    def transform(self, x: torch.Tensor, generator: torch.Generator, part: tuple[int, int] | None = None) -> torch.Tensor:
+        """uint8 ``[B, C, H, W]`` → augmented, normalized ``dtype [B, C, H, W]``; ``part``: the
+        size of the whole batch and the offset of ``x`` in it (:mod:`nasgal.data.augment`)."""
         aug = self.augment
         if aug.random_crop_padding > 0 or aug.hflip:
-            x = crop_flip(x, aug.random_crop_padding, aug.hflip, generator)
+            x = crop_flip(x, aug.random_crop_padding, aug.hflip, generator, part)
         out = x.to(torch.float32).mul_(self._scale).add_(self._shift)
         if aug.cutout > 0:
-            out = cutout(out, aug.cutout, generator)
+            out = cutout(out, aug.cutout, generator, part)
         if self.dtype != torch.float32:
             out = out.to(self.dtype)
         if self.channels_last:
@@ -118,24 +147,28 @@ class DeviceLoader:
         gen = self._generator
         gen.manual_seed(self._epoch_seed(self.epoch))
         self.epoch += 1
-        n, bs = len(self.dataset), self.batch_size
+        n = len(self.dataset)
         order = torch.randperm(n, generator=gen, device=self.device) if self.shuffle else None
         if self.streamed:
             yield from self._streamed(order, gen)
             return
         images, labels = self.dataset.images, self.dataset.labels
         for i in range(len(self)):
-            lo, hi = i * bs, min((i + 1) * bs, n)
+            lo, hi, part = self._part(i)
+            if lo == hi:  # nothing for this process; its generator still draws the batch's numbers
+                if self.augment.enabled:
+                    self.transform(images[lo:hi], gen, part)
+                continue
             if order is None:
                 x, y = images[lo:hi], labels[lo:hi]
             else:
                 idx = order[lo:hi]  # [B] on device
                 x, y = images.index_select(0, idx), labels.index_select(0, idx)
-            yield self.transform(x, gen), y
+            yield self.transform(x, gen, part), y
 
     def _host_batch(self, i: int, order: torch.Tensor | None) -> torch.Tensor:
         """uint8 batch ``i`` of a disk-cache dataset, read on the host (pinned when the device is CUDA)."""
-        lo, hi = i * self.batch_size, min((i + 1) * self.batch_size, len(self.dataset))
+        lo, hi, _ = self._part(i)
         idx = torch.arange(lo, hi) if order is None else order[lo:hi]  # [B] on the host
         x = self.dataset.gather(idx)  # [B, C, H, W] uint8: pages of the cache file are read here
         return x.pin_memory() if self.device.type == "cuda" else x
@@ -144,7 +177,7 @@ class DeviceLoader:
         self, order: torch.Tensor | None, gen: torch.Generator
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         host_order = None if order is None else order.cpu()  # one host copy per epoch
-        count, bs, n = len(self), self.batch_size, len(self.dataset)
+        count = len(self)
         pool = ThreadPoolExecutor(max_workers=GATHER_WORKERS, thread_name_prefix="nasgal-gather")
         try:
             ahead: deque[Future[torch.Tensor]] = deque(
@@ -154,8 +187,12 @@ class DeviceLoader:
                 x = ahead.popleft().result().to(self.device, non_blocking=True)
                 if i + GATHER_AHEAD < count:
                     ahead.append(pool.submit(self._host_batch, i + GATHER_AHEAD, host_order))
-                lo, hi = i * bs, min((i + 1) * bs, n)
+                lo, hi, part = self._part(i)
+                if lo == hi:  # as in __iter__
+                    if self.augment.enabled:
+                        self.transform(x, gen, part)
+                    continue
                 y = self._labels[lo:hi] if order is None else self._labels.index_select(0, order[lo:hi])
-                yield self.transform(x, gen), y
+                yield self.transform(x, gen, part), y
         finally:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -8,6 +8,8 @@
 - :mod:`~nasgal.engine.precision`: the autocast region of fp32 or bf16.
 - :mod:`~nasgal.engine.data`: the train/validation/test splits of a dataset.
 - :mod:`~nasgal.engine.config`: the base of every stage's settings.
+- :mod:`~nasgal.engine.distributed`: runs under torchrun (process group, ranks, DDP, gradient
+  averaging, batch norm over all processes).
 """
 
 # Submodules are imported by name (``from nasgal.engine.loop import run_stage``): the settings

@@ -41,6 +41,11 @@ class StageSettings(Settings):
     """Settings of a stage that runs on the engine (training, pruning, search): what every run
     directory may have besides its records."""
 
-    RUNTIME: ClassVar[frozenset[str]] = frozenset({"device", "threads", "tensorboard"})
+    RUNTIME: ClassVar[frozenset[str]] = frozenset({"device", "threads", "tensorboard", "sync_bn"})
 
     tensorboard: bool = Field(False, description="Write TensorBoard event files into RUN_DIR/tensorboard.")
+    sync_bn: bool = Field(
+        True,
+        description="Under torchrun: batch norm over the global batch (all processes), so N processes train as "
+        "one; off: over each process's part (less communication). No effect on one process.",
+    )

@@ -18,10 +18,19 @@ A stage (:class:`Stage`) says what it trains in an epoch and which objects hold 
 6. let the stage write its final results (:meth:`Stage.finish`).
 
 An interrupted run therefore loses at most the epoch it was in.
+
+Under ``torchrun`` (:mod:`nasgal.engine.distributed`) every process runs the same loop on its
+shard of the data; rank 0 alone holds the run directory, writes every file and reports
+progress, and all processes resume from the same checkpoint. The phases before the epochs
+(claiming the directory, :meth:`Stage.setup`, the resume) are agreed on: when one process
+fails in one, every process stops with an error instead of waiting for the others, so
+``setup`` must use no collective (build a ``DistributedDataParallel`` wrapper in
+:meth:`Stage.ready`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from abc import ABC, abstractmethod
@@ -35,6 +44,7 @@ from pydantic import BaseModel
 from ..errors import NasgalError
 from ..progress import Reporter
 from ..runfiles import CHECKPOINT, METRICS_LOG, NETWORK, RESULTS, TENSORBOARD
+from . import distributed
 from .tracking import numbers, tracker
 from .rundir import (
     RESTART_HINT,
@@ -48,6 +58,9 @@ from .rundir import (
     start_run,
     write_jsonl,
 )
+
+#: Spreads the per-epoch random streams of the processes of a torchrun launch apart (odd, 64-bit).
+_RANK_STRIDE = 0x9E3779B97F4A7C15
 
 #: The layout of checkpoints written by :func:`run_stage` (4: one layout for every stage).
 CHECKPOINT_FORMAT = 4
@@ -142,48 +155,77 @@ class Stage(ABC, Generic[R]):
         """Evaluate, write the final results (``outputs``) and return them."""
 
 
+class QuietReporter(Reporter):
+    """The reporter of every process but rank 0 under torchrun: says nothing."""
+
+    def end(self, row: dict[str, Any]) -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        pass
+
+
 def run_stage(stage: Stage[R], *, reporter: Reporter | None = None, restart: bool = False,
               stop_after: int | None = None) -> R | Interrupted:
     """Run ``stage`` to its end (or for ``stop_after`` completed epochs in total, as an
     interruption would) in its run directory; see the module docstring for the steps."""
-    reporter = reporter or Reporter()
-    out = stage.out
-    with run_lock(out):
+    with distributed.session():
+        main = distributed.is_main()
+        reporter = (reporter or Reporter()) if main else QuietReporter()
+        with run_lock(stage.out) if main else contextlib.nullcontext():
+            return _run(stage, reporter, restart, stop_after, main)
+
+
+def _run(stage: Stage[R], reporter: Reporter, restart: bool, stop_after: int | None, main: bool) -> R | Interrupted:
+    out, rank = stage.out, distributed.rank()
+
+    def claim() -> bool:  # rank 0 only: the directory is its
+        if not main:
+            return False
         if restart:
             forget_run(out, (stage.log, *stage.outputs, *stage.records, f"{TENSORBOARD}/*"))
-        if open_run(out, stage.record, stage.identity, what=stage.what, outputs=stage.outputs, ignore=stage.ignore):
-            result = stage.stored()
-            reporter.message(f"{out} is already complete ({stage.epochs} epochs); nothing to do")
-            reporter.close()
-            return result
-        stage.setup()
-        rows, elapsed, start = _resume(stage, reporter)
-        stage.ready(start)
+        return open_run(out, stage.record, stage.identity, what=stage.what, outputs=stage.outputs, ignore=stage.ignore)
+
+    if distributed.share_flag(distributed.agree(claim, f"checking {out}")):
+        result = distributed.agree(stage.stored, f"reading the complete run in {out}")
+        reporter.message(f"{out} is already complete ({stage.epochs} epochs); nothing to do")
+        reporter.close()
+        return result
+    distributed.agree(stage.setup, f"setting up the {stage.what}")
+    rows, elapsed, start = distributed.agree(lambda: _resume(stage, reporter, main),
+                                             f"resuming from {out / CHECKPOINT}")
+    distributed.check_same(start, f"the epochs completed in {out}",
+                           hint="every process must see the same run directory: put --out on a filesystem shared by all nodes")
+    stage.ready(start)
+    if main:
         start_run(out, stage.spec, stage.record, stage.spec_name)  # the run has really started
-        track = tracker(stage.tensorboard, out)
-        try:
-            for epoch in range(start, stage.epochs):
-                if stop_after is not None and epoch >= stop_after:
-                    return Interrupted(epoch)
-                t0 = time.perf_counter()
-                if stage.epoch_seed is not None:
-                    torch.manual_seed(stage.epoch_seed * 1_000_003 + epoch)
-                reporter.start(stage.kind, epoch, stage.epochs, stage.steps())
-                row: dict[str, Any] = {"epoch": epoch + 1, **stage.run_epoch(epoch, reporter)}
-                if stage.device.type == "cuda":
-                    torch.cuda.synchronize(stage.device)
-                row["epoch_time_s"] = time.perf_counter() - t0
-                _check_finite(stage, row)
-                elapsed += row["epoch_time_s"]
-                rows.append(row)
+    track = tracker(stage.tensorboard and main, out)
+    try:
+        for epoch in range(start, stage.epochs):
+            if stop_after is not None and epoch >= stop_after:
+                return Interrupted(epoch)
+            t0 = time.perf_counter()
+            if stage.epoch_seed is not None:  # each process its own stream (drop-path masks of its images)
+                torch.manual_seed((stage.epoch_seed * 1_000_003 + epoch + rank * _RANK_STRIDE) % (1 << 63))
+            reporter.start(stage.kind, epoch, stage.epochs, stage.steps())
+            row: dict[str, Any] = {"epoch": epoch + 1, **stage.run_epoch(epoch, reporter)}
+            if stage.device.type == "cuda":
+                torch.cuda.synchronize(stage.device)
+            row["epoch_time_s"] = time.perf_counter() - t0
+            _check_finite(stage, row)  # the losses are the same on every process
+            elapsed += row["epoch_time_s"]
+            rows.append(row)
+            if main:
                 stage.write_records(rows)  # records first: a checkpoint never runs ahead of them
                 _save(stage, rows, elapsed)
                 track.epoch(stage.kind, epoch + 1, stage.scalars(row))
                 reporter.end(stage.shown(row))
-        finally:
-            track.close()
-            reporter.close()
-        return stage.finish(rows, elapsed, reporter)
+    finally:
+        track.close()
+        reporter.close()
+    # Agreed on: rank 0's files are written before any process goes on, and a failure to write
+    # them stops every process.
+    return distributed.agree(lambda: stage.finish(rows, elapsed, reporter), f"finishing {out}")
 
 
 def _check_finite(stage: Stage, row: dict[str, Any]) -> None:
@@ -215,7 +257,7 @@ def _save(stage: Stage, rows: list[dict[str, Any]], elapsed: float) -> None:
     save_checkpoint(stage.out / CHECKPOINT, ck)
 
 
-def _resume(stage: Stage, reporter: Reporter) -> tuple[list[dict[str, Any]], float, int]:
+def _resume(stage: Stage, reporter: Reporter, main: bool = True) -> tuple[list[dict[str, Any]], float, int]:
     """Load the checkpoint of ``stage`` if there is one: (rows, elapsed seconds, epochs done)."""
     path = stage.out / CHECKPOINT
     if not path.exists():
@@ -245,7 +287,8 @@ def _resume(stage: Stage, reporter: Reporter) -> tuple[list[dict[str, Any]], flo
             torch.cuda.set_rng_state(ck["rng_cuda"].cpu(), stage.device)
     except (AttributeError, RuntimeError, TypeError):
         raise NasgalError(f"{path}: its random-number state is unreadable", hint=RESTART_HINT) from None
-    stage.write_records(rows)  # whatever a kill (or a full disk) lost after the checkpoint
+    if main:
+        stage.write_records(rows)  # whatever a kill (or a full disk) lost after the checkpoint
     if done < stage.epochs:
         reporter.message(f"resuming {stage.out} after epoch {done}/{stage.epochs}")
     return rows, elapsed, done

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import platform
@@ -22,6 +23,8 @@ import torch
 
 from ..errors import NasgalError
 from ..spec.io import atomic_write_text, current_umask, save
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -303,6 +306,7 @@ def environment(device: torch.device, seed: int) -> dict[str, Any]:
     import pydantic
 
     from .. import __version__
+    from .distributed import world_size
 
     env: dict[str, Any] = {
         "nasgal": __version__,
@@ -313,6 +317,7 @@ def environment(device: torch.device, seed: int) -> dict[str, Any]:
         "device": str(device),
         "threads": torch.get_num_threads(),
         "seed": seed,
+        "processes": world_size(),
     }
     if device.type == "cuda":
         env["cuda"] = torch.version.cuda
@@ -321,10 +326,21 @@ def environment(device: torch.device, seed: int) -> dict[str, Any]:
 
 
 def use_device(name: str, threads: int | None = None) -> torch.device:
-    """The device of a run (:func:`resolve_device`), with torch's CPU threads set when asked."""
-    device = resolve_device(name)
+    """The device of a run (:func:`resolve_device`), with torch's CPU threads set when asked.
+    Under torchrun, ``auto`` and ``cuda`` mean the GPU of the process's local rank. On the CPU,
+    freed memory stays in the process for the next step (:mod:`nasgal.engine.cpu`)."""
+    from .distributed import device_for
+
+    device = resolve_device(device_for(name))
     if threads:
         torch.set_num_threads(threads)
+    if device.type == "cpu":
+        from .cpu import busy_machine_warning, keep_freed_memory
+
+        keep_freed_memory()
+        warning = None if threads else busy_machine_warning(torch.get_num_threads())
+        if warning:
+            log.warning("%s", warning)
     return device
 
 

@@ -15,7 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..compiler.fuse import folded_for_inference
+from ..errors import NasgalError
 from ..options import Capture
+from . import distributed
 from .precision import autocast
 
 log = logging.getLogger(__name__)
@@ -81,6 +84,12 @@ class CapturedStep:
             raise ValueError(f"capture must be one of {', '.join(CAPTURE_MODES)}, got {capture!r}")
         self.capture = capture
         self.device = device
+        if self.graphed and device.type == "cuda" and distributed.active():
+            raise NasgalError(
+                f"capture {capture!r} under torchrun ({distributed.world_size()} processes) is not supported: a CUDA "
+                "graph would have to hold the gradient all-reduce, which nasgal does not record",
+                hint="use --capture none or --capture compile with several processes, or run one process per graph",
+            )
         if self.graphed and device.type != "cuda":
             self._without_graph(f"capture {capture!r} needs a CUDA device, not {device}")
         self._modules, self._optimizers = modules, optimizers
@@ -117,8 +126,8 @@ class CapturedStep:
         self.stats[2].add_(n)
 
     def read_stats(self) -> tuple[float, float, int]:
-        """(mean loss, accuracy, images) since the last read; one host sync."""
-        loss_sum, correct, count = self.stats.tolist()
+        """(mean loss, accuracy, images) since the last read, over every process; one host sync."""
+        loss_sum, correct, count = distributed.sum_(self.stats).tolist()
         self.stats.zero_()
         n = max(count, 1.0)
         return loss_sum / n, correct / n, int(count)
@@ -166,19 +175,28 @@ class CapturedStep:
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, loader, precision: str = "fp32", device: torch.device = torch.device("cpu")
+    model: nn.Module, loader, precision: str = "fp32", device: torch.device = torch.device("cpu"),
+    fold: bool = True,
 ) -> tuple[float, float]:
-    """(mean loss, accuracy) of ``model`` in eval mode over ``loader``."""
+    """(mean loss, accuracy) of ``model`` in eval mode over ``loader``; under torchrun each
+    process evaluates its shard (a loader built with its rank) and the sums are added, so the
+    figures are those of one process evaluating the whole set.
+
+    ``fold``: run an inference copy with each BN folded into its conv
+    (:func:`~nasgal.compiler.fuse.folded_for_inference`), one pass over every feature map
+    fewer; the logits equal the unfolded model's up to float rounding.
+    """
     was_training = model.training
     model.eval()
+    net = folded_for_inference(model) if fold else model
     stats = torch.zeros(3, device=device)
     for x, y in loader:
         with autocast(device, precision):
-            logits, _ = split_output(model(x))
+            logits, _ = split_output(net(x))
         stats[0] += F.cross_entropy(logits.float(), y, reduction="sum")
         stats[1] += (logits.argmax(1) == y).sum()
         stats[2] += y.shape[0]
     model.train(was_training)
-    loss_sum, correct, count = stats.tolist()
+    loss_sum, correct, count = distributed.sum_(stats).tolist()
     n = max(count, 1.0)
     return loss_sum / n, correct / n

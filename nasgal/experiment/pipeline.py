@@ -14,6 +14,7 @@ stopped when run again. Layout::
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,8 @@ from ..errors import NasgalError
 from ..progress import Reporter
 from ..spec import Genotype, Network, load, save, stack
 from ..spec.library import resolve_spec_path
+from ..engine import distributed
+from ..engine.loop import QuietReporter
 from ..engine.rundir import read_json_object, run_lock
 from ..runfiles import NETWORK, RESULTS
 from .config import Experiment, method_dirs
@@ -132,8 +135,21 @@ def run_experiment(
     if seeds is not None:
         exp = with_overrides(exp, {"seeds": seeds}, source="seeds")
     out = exp.out_dir(base_dir)
-    with run_lock(out):
-        return _run_experiment(exp, out, reporter or Reporter(), download, interrupt)
+    # Under torchrun one process group serves every stage; rank 0 holds the directory, writes
+    # the stacked network and the report, and reports progress.
+    with distributed.session():
+        main = distributed.is_main()
+        reporter = (reporter or Reporter()) if main else QuietReporter()
+        lock = distributed.agree(lambda: _hold(out) if main else None, f"holding {out}")
+        with lock or contextlib.nullcontext():
+            return _run_experiment(exp, out, reporter, download, interrupt)
+
+
+def _hold(out: Path) -> contextlib.ExitStack:
+    """``run_lock(out)``, entered now (so that a failure to take it is one of the agreed phase)."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(run_lock(out))
+    return stack
 
 
 def _run_experiment(exp: Experiment, out: Path, reporter: Reporter, download: bool,
@@ -168,7 +184,8 @@ def _run_experiment(exp: Experiment, out: Path, reporter: Reporter, download: bo
         input_size=tuple(info.size), reductions=n.reductions, stem=n.stem, auxiliary=n.auxiliary,
         drop_path=n.drop_path, name=f"{exp.name}",
     )
-    save(network, out / NETWORK)
+    if distributed.is_main():
+        save(network, out / NETWORK)
     times["stack"] = time.perf_counter() - t0
     result = ExperimentResult(out, network, genotype, search=search_info, stage_times=times)
 
@@ -214,10 +231,12 @@ def _run_experiment(exp: Experiment, out: Path, reporter: Reporter, download: bo
         result.seeds.append(SeedResult(seed, base, first.prune, first.retrain, first.pruned, methods))
 
     _stop(interrupt, "report")
-    t0 = time.perf_counter()
-    figs = report_figures(exp, result)  # the slow part of the report, done once
-    times["report"] = time.perf_counter() - t0
-    write_report(exp, result, figs)
+    if distributed.is_main():  # rank 0 writes the report
+        t0 = time.perf_counter()
+        figs = report_figures(exp, result)  # the slow part of the report, done once
+        times["report"] = time.perf_counter() - t0
+        write_report(exp, result, figs)
+    distributed.barrier()
     return result
 
 

@@ -34,7 +34,10 @@ class PruneConfig(StageSettings):
     )
     # Schedule and data (the paper: batch 100, lr 0.01).
     epochs: int = Field(10, ge=1, description="Pruning epochs over the training split.")
-    batch_size: int = Field(100, ge=1, description="Images per GAL iteration (the paper's 100).")
+    batch_size: int = Field(
+        100, ge=1,
+        description="Images per GAL iteration (the paper's 100); under torchrun the global batch, split among the processes.",
+    )
     subset: int | None = Field(None, ge=1, description="Use this many training images (stratified), for quick runs.")
     val_fraction: float = Field(
         0.1, ge=0, lt=1, description="Part of the training set held out for validation (same split as `train`)."
@@ -122,7 +125,7 @@ class PruneConfig(StageSettings):
 
     def record(self) -> dict[str, Any]:
         """The hyperparameters that decide the pruned spec (for ``pruning.params``)."""
-        skip = {"device", "threads", "eval_batch_size", "tensorboard"}
+        skip = {"device", "threads", "eval_batch_size", "tensorboard", "sync_bn"}
         return {k: v for k, v in self.model_dump().items() if k not in skip}
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from ..data import DeviceLoader
+from ..engine import distributed
 from ..engine.data import DataSplits, prepare_splits
 from ..engine.loop import Interrupted, Stage, run_stage
 from ..engine.optim import sgd
@@ -122,10 +123,14 @@ class PruneStage(Stage[tuple[Network, dict[str, Any]]]):
         self.data = data = self.data or prepare_splits(network, self.dataset, self.data_dir, subset=cfg.subset,
                                                        val_fraction=cfg.val_fraction, seed=cfg.seed,
                                                        download=self.download)
+        shard = dict(rank=distributed.rank(), world=distributed.world_size())
+        if self.gal:
+            distributed.local_batch(cfg.batch_size)
+            distributed.check_images(len(data.train))
         self.loader = DeviceLoader(data.train, batch_size=cfg.batch_size, shuffle=True, drop_last=True, device=device,
-                                   seed=cfg.seed, channels_last=cfg.channels_last)
+                                   seed=cfg.seed, channels_last=cfg.channels_last, **shard)
         self.val_loader = (DeviceLoader(data.val, batch_size=cfg.eval_batch_size, shuffle=False, drop_last=False,
-                                        device=device, channels_last=cfg.channels_last)
+                                        device=device, channels_last=cfg.channels_last, **shard)
                            if data.val is not None else None)
         if cfg.method == "ablation" and self.val_loader is None:
             raise NasgalError("method 'ablation' measures the validation loss, but val_fraction is 0",
@@ -133,11 +138,11 @@ class PruneStage(Stage[tuple[Network, dict[str, Any]]]):
         memory = torch.channels_last if cfg.channels_last else torch.contiguous_format
         # Teacher: frozen, eval mode. Generator: same weights, gates at 1. Critic: seeded MLP.
         self.teacher.to(device, memory_format=memory).eval().requires_grad_(False)
-        self.teacher_val = (evaluate(self.teacher, self.val_loader, cfg.precision, device)[1]
-                            if self.val_loader is not None else None)
         if not self.gal:
             return
         self.generator = generator = load_teacher(network, self.teacher_state, gates=True).to(device, memory_format=memory)
+        if cfg.bn == "train" and cfg.sync_bn:
+            distributed.sync_batchnorm(generator, device)
         generator.set_drop_path(0.0, enabled=False)
         generator.train(cfg.bn == "train")
         torch.manual_seed(cfg.seed)
@@ -155,7 +160,14 @@ class PruneStage(Stage[tuple[Network, dict[str, Any]]]):
         self.fista = MaskFista([gates[p] for p in sorted(gates)], cfg.mask_lr, cfg.fista_restart)
         self.step = GALStep(self.teacher, generator, critic, self.opt_g, self.opt_d, self.fista, mu=cfg.mu,
                             critic_steps=cfg.critic_steps, clip=cfg.clip, gp=cfg.gp, noise=cfg.noise_dropout,
-                            precision=cfg.precision, device=device)
+                            precision=cfg.precision, device=device,
+                            average=distributed.average_ if distributed.active() else None)
+
+    def ready(self, epochs_done: int) -> None:
+        # The teacher's validation accuracy: an evaluation over every process (a collective, so
+        # not in setup).
+        self.teacher_val = (evaluate(self.teacher, self.val_loader, self.cfg.precision, self.device)[1]
+                            if self.val_loader is not None else None)
 
     def parts(self) -> dict[str, tuple[Any, str]]:
         if not self.gal:
@@ -181,6 +193,7 @@ class PruneStage(Stage[tuple[Network, dict[str, Any]]]):
             reporter.advance()
         self.fista.finish()
         stats = self.step.read_stats()
+        distributed.broadcast_buffers(self.generator)  # rank 0's BN statistics (bn "train")
         masks = _mask_dicts(self.gates, self.fista.masks(), self.network, self.cand)
         for p, m in enumerate(masks):
             for n, v in m.items():
@@ -250,7 +263,6 @@ class PruneStage(Stage[tuple[Network, dict[str, Any]]]):
                             threshold=cfg.threshold if self.gal else None, params=params),
         )
         pruned = pruned.model_copy(update={"name": f"{network.name}-{cfg.method}"})
-        save(pruned, out / PRUNED)
         params_before, params_after = count_params(network), count_params(pruned)
         results: dict[str, Any] = {
             "network": network.name,
@@ -281,6 +293,8 @@ class PruneStage(Stage[tuple[Network, dict[str, Any]]]):
             "wall_time_s": elapsed,
             "device": str(device),
         }
-        write_json(out / ENV, environment(device, cfg.seed))
-        write_json(out / RESULTS, results)
+        if distributed.is_main():  # rank 0 writes
+            save(pruned, out / PRUNED)
+            write_json(out / ENV, environment(device, cfg.seed))
+            write_json(out / RESULTS, results)
         return pruned, results

@@ -12,10 +12,13 @@ Metrics accumulate on the device and are read once per epoch.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..engine import distributed
 from ..engine.precision import autocast
 from ..engine.step import split_output
 from .critic import clip_weights_, gradient_penalty
@@ -26,6 +29,13 @@ STATS = ("critic_loss", "wasserstein", "adv_loss", "data_loss", "teacher_agree",
 
 
 class GALStep:
+    """``step(x, lam)``: one GAL iteration on the batch ``x``.
+
+    ``average`` (data-parallel runs) replaces gradients, in place, by their mean over the
+    processes: the critic's at each critic step, the generator's weights' and masks' at the
+    generator step, so the critic, the generator and the masks stay the same on every process.
+    """
+
     def __init__(
         self,
         teacher: nn.Module,
@@ -42,6 +52,7 @@ class GALStep:
         noise: float = 0.0,
         precision: str = "fp32",
         device: torch.device = torch.device("cpu"),
+        average: Callable[[Sequence[torch.Tensor | None]], None] | None = None,
     ) -> None:
         self.teacher, self.generator, self.critic = teacher, generator, critic
         self.opt_g, self.opt_d, self.masks = opt_g, opt_d, masks
@@ -49,6 +60,8 @@ class GALStep:
         self.device = device
         self.precision = precision
         self.critic_params = list(critic.parameters())
+        self.generator_params = [p for g in opt_g.param_groups for p in g["params"]] + list(masks.gates)
+        self.average = average
         self.stats = torch.zeros(len(STATS), device=device)
         self.train_generator = True  # False: critic steps only (for tests and diagnostics)
 
@@ -79,6 +92,8 @@ class GALStep:
             if self.gp > 0:
                 loss_d = loss_d + self.gp * gradient_penalty(self.critic, real, fake_d)
             loss_d.backward()
+            if self.average is not None:
+                self.average([p.grad for p in self.critic_params])
             self.opt_d.step()
             if self.clip is not None:
                 clip_weights_(self.critic, self.clip)
@@ -93,6 +108,8 @@ class GALStep:
             self.opt_g.zero_grad(set_to_none=True)
             self.masks.zero_grad()
             loss_g.backward()
+            if self.average is not None:
+                self.average([p.grad for p in self.generator_params])
             self.opt_g.step()
             self.masks.step(lam)
             for p in self.critic_params:
@@ -111,8 +128,8 @@ class GALStep:
             self.stats[5].add_(n)
 
     def read_stats(self) -> dict[str, float]:
-        """Per-sample means since the last read (one host sync)."""
-        vals = self.stats.tolist()
+        """Per-sample means since the last read, over every process (one host sync)."""
+        vals = distributed.sum_(self.stats).tolist()
         self.stats.zero_()
         n = max(vals[-1], 1.0)
         out = {k: v / n for k, v in zip(STATS[:-1], vals[:-1])}

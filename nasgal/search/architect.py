@@ -14,7 +14,7 @@ module's own parameters are never modified. Nothing here reads a value back to t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -105,24 +105,32 @@ def second_order(
     buffers: Sequence[torch.Tensor | None] | None = None,
     precision: str = "fp32",
     r: float = 0.01,
+    average: Callable[[Sequence[torch.Tensor]], None] | None = None,
 ) -> list[torch.Tensor]:
-    """The DARTS second-order α gradient (see the module docstring)."""
+    """The DARTS second-order α gradient (see the module docstring). ``average`` (data-parallel
+    runs) replaces each gradient computed here by its mean over the processes, in place, so
+    that every quantity (the virtual step, ε, the finite difference) is that of the global batch."""
+    mean = average or (lambda ts: None)
     alphas = list(arch.parameters())
     a_det = arch.as_dict(detach=True)
     weights = list(model.parameters())
     loss = _loss(model, None, x_train, y_train, a_det, precision)
-    g = torch.autograd.grad(loss, weights)
+    g = list(torch.autograd.grad(loss, weights))
+    mean(g)
     w_virtual = virtual_weights(model, g, lr, momentum, weight_decay, buffers)
     for t in w_virtual.values():
         t.requires_grad_(True)
     loss_val = _loss(model, w_virtual, x_val, y_val, arch.as_dict(), precision)
     grads = _grads(loss_val, alphas + list(w_virtual.values()))
+    mean(grads)
     d_alpha, d_w = grads[: len(alphas)], grads[len(alphas) :]
     eps = r / torch.sqrt(sum((at_least_fp32(d) ** 2).sum() for d in d_w))  # a device scalar: no host sync
 
     def alpha_grad_at(sign: float) -> tuple[torch.Tensor, ...]:
         shifted = {name: p.detach() + sign * eps * d for (name, p), d in zip(model.named_parameters(), d_w)}
-        return _grads(_loss(model, shifted, x_train, y_train, arch.as_dict(), precision), alphas)
+        gs = _grads(_loss(model, shifted, x_train, y_train, arch.as_dict(), precision), alphas)
+        mean(gs)
+        return tuple(gs)
 
     g_plus = alpha_grad_at(1.0)
     g_minus = alpha_grad_at(-1.0)

@@ -15,12 +15,17 @@ class SearchConfig(StageSettings):
     """Hyperparameters of a search; the defaults are DARTS's (Liu et al. 2019)."""
 
     SOURCE: ClassVar[str] = "search settings"
-    RUNTIME: ClassVar[frozenset[str]] = frozenset({"device", "threads", "capture", "recompute", "extra", "tensorboard"})
+    RUNTIME: ClassVar[frozenset[str]] = frozenset(
+        {"device", "threads", "capture", "recompute", "extra", "tensorboard", "sync_bn"}
+    )
 
     epochs: int = Field(50, ge=1, le=100_000, description="Search epochs.")
     order: Literal["first", "second"] = Field("first", description="First- or second-order α gradient.")
     partial_channels: int = Field(1, ge=1, le=1024, description="PC-DARTS K (1: off).")
-    batch_size: int = Field(64, ge=1, le=1_000_000, description="Batch size of the weight and the α steps.")
+    batch_size: int = Field(
+        64, ge=1, le=1_000_000,
+        description="Batch size of the weight and the α steps; under torchrun the global batch, split among the processes.",
+    )
     seed: int = Field(0, ge=0, lt=2**32, description="Seed of weights, α, data halves and order.")
     lr: float = Field(0.025, gt=0, description="Weights: SGD, cosine from lr to lr_min over the epochs.")
     lr_min: float = Field(0.001, ge=0, description="Final learning rate of the weights.")

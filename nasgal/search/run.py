@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from ..engine import distributed
 from ..engine.loop import Interrupted, Stage, run_stage
 from ..engine.optim import set_lr
 from ..engine.precision import autocast
@@ -87,6 +88,7 @@ class SearchStage(Stage[Genotype]):
 
         config, space = self.config, self.space
         self.device = use_device(config.device, config.threads)
+        distributed.local_batch(config.batch_size)
         info = self.info = self.dataset.info
         # Half of the training set trains the weights, the other half α (stratified, seeded).
         w_half, a_half = self.dataset.split_validation(0.5, seed=config.seed)
@@ -94,6 +96,9 @@ class SearchStage(Stage[Genotype]):
         gen = torch.Generator().manual_seed(config.seed)
         model = Supernet(space, info.channels, info.classes, partial=config.partial_channels, recompute=config.recompute)
         self.model = model.to(self.device)
+        if config.sync_bn and distributed.active():
+            distributed.sync_batchnorm(self.model, self.device)
+            self.model.count_bns()  # the converted BNs count their own batches
         self.arch = Architecture(space, config.partial_channels, generator=gen).to(self.device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -103,7 +108,8 @@ class SearchStage(Stage[Genotype]):
             device=self.device,
         )
         loader: dict[str, Any] = dict(batch_size=config.batch_size, device=self.device,
-                                      channels_last=config.channels_last)
+                                      channels_last=config.channels_last, rank=distributed.rank(),
+                                      world=distributed.world_size())
         try:
             augment = default_augment(info.name).model_copy(update={"cutout": 0})
         except NasgalError:  # unknown or synthetic datasets: no augmentation
@@ -132,7 +138,8 @@ class SearchStage(Stage[Genotype]):
         self.epoch = epochs_done
         c = self.config
         self.step = SearchStep(self.model, self.arch, self.w_opt, self.a_opt, order=c.order, grad_clip=c.grad_clip,
-                               precision=c.precision, capture=c.capture, device=self.device)
+                               precision=c.precision, capture=c.capture, device=self.device,
+                               average=distributed.average_ if distributed.active() else None)
 
     def steps(self) -> int:
         return min(len(self.train_loader), len(self.val_loader))
@@ -147,25 +154,26 @@ class SearchStage(Stage[Genotype]):
             self.step(x, y, xv, yv)  # an α step, then a weight step (nasgal.search.step)
             reporter.advance()
         loss, acc, _ = self.step.read_stats()
+        distributed.broadcast_buffers(self.model)  # rank 0's BN statistics for evaluation and checkpoint
         row = {"train_loss": loss, "train_acc": acc, "lr": lr, **self.evaluate()}
+        self.epoch = epoch + 1  # on every process (rank 0 also counts in write_records)
         self.history.append({"epoch": epoch + 1, **self.alphas()})
         return row
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         self.model.eval()
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.long)
-        seen = 0
+        stats = torch.zeros(3, device=self.device, dtype=torch.float64)  # [loss sum, correct, images]
         arch = self.arch.as_dict(detach=True)
-        for x, y in self.eval_loader:
+        for x, y in self.eval_loader:  # this process's shard under torchrun
             with autocast(self.device, self.config.precision):
                 logits = self.model(x, arch).float()
-            loss_sum += F.cross_entropy(logits, y, reduction="sum")
-            correct += (logits.argmax(1) == y).sum()
-            seen += y.shape[0]
+            stats[0] += F.cross_entropy(logits, y, reduction="sum")
+            stats[1] += (logits.argmax(1) == y).sum()
+            stats[2] += y.shape[0]
         self.model.train()
-        return {"val_loss": loss_sum.item() / seen, "val_acc": correct.item() / seen}
+        loss_sum, correct, seen = distributed.sum_(stats).tolist()
+        return {"val_loss": loss_sum / seen, "val_acc": correct / seen}
 
     # Outputs ---------------------------------------------------------------------
     def weights(self, key: str) -> list[list[float]]:
@@ -273,8 +281,9 @@ class SearchStage(Stage[Genotype]):
             "wall_time_s": elapsed,
             "device": str(self.device),
         }
-        write_json(self.out / ENV, environment(self.device, self.config.seed))
-        write_json(self.out / RESULTS, results)
+        if distributed.is_main():  # rank 0 writes
+            write_json(self.out / ENV, environment(self.device, self.config.seed))
+            write_json(self.out / RESULTS, results)
         return g
 
 

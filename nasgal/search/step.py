@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from collections.abc import Callable, Sequence
+
 from ..engine.optim import adam, sgd
 from ..engine.precision import autocast
 from ..engine.step import CapturedStep
@@ -27,7 +29,9 @@ class SearchStep(CapturedStep):
 
     ``w_opt`` must be SGD over the supernet's weights and ``a_opt`` Adam over α (and β), with
     tensor learning rates (:func:`make_optimizers`): the captured step follows them. ``stats`` (and :meth:`read_stats`) cover the weight
-    steps.
+    steps. ``average`` (data-parallel runs): replaces gradients, in place, by their mean over
+    the processes; it is applied to every gradient the step uses (α's, the weights', and the
+    intermediate ones of the second-order gradient), so every process takes the same step.
     """
 
     def __init__(
@@ -42,6 +46,7 @@ class SearchStep(CapturedStep):
         precision: str = "fp32",
         capture: str = "none",
         device: torch.device = torch.device("cpu"),
+        average: Callable[[Sequence[torch.Tensor]], None] | None = None,
     ) -> None:
         if order not in ("first", "second"):
             raise ValueError(f"order must be 'first' or 'second', got {order!r}")
@@ -51,16 +56,19 @@ class SearchStep(CapturedStep):
         self.forward = self._forward_of(model)
         self.weights = [p for g in w_opt.param_groups for p in g["params"]]
         self.alphas = list(arch.parameters())
+        self.average = average
 
     def _body(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> None:
         group = self.w_opt.param_groups[0]
         # α step on the α half's batch.
         if self.order == "first":
             grads = architect.first_order(self.forward, self.arch, x_val, y_val, self.precision)
+            if self.average is not None:
+                self.average(grads)
         else:
             grads = architect.second_order(
                 self.model, self.arch, x, y, x_val, y_val, group["lr"], group["momentum"], group["weight_decay"],
-                architect.momentum_buffers(self.model, self.w_opt), self.precision,
+                architect.momentum_buffers(self.model, self.w_opt), self.precision, average=self.average,
             )
         for p, g in zip(self.alphas, grads):
             p.grad = g
@@ -71,6 +79,8 @@ class SearchStep(CapturedStep):
             logits = self.forward(x, self.arch.as_dict(detach=True))
         loss = F.cross_entropy(architect.at_least_fp32(logits), y)
         loss.backward()
+        if self.average is not None:
+            self.average([p.grad for p in self.weights])
         if self.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.weights, self.grad_clip, foreach=True)
         self.w_opt.step()

@@ -410,7 +410,11 @@ class Supernet(nn.Module):
             first = self._first_of_type.setdefault(key, i)
             assert torch.equal(cell.mix_matrix, self.cells[first].mix_matrix), "cells of one type mix alike"
         self.set_recompute(recompute)
-        # The search BNs' batch counters advance together, one kernel per forward, not one each.
+        self.count_bns()
+
+    def count_bns(self) -> None:
+        """Let the search BNs' batch counters advance together, one kernel per forward, not one
+        each (called again after the BNs were replaced, e.g. by batch norms over all processes)."""
         self._counted_bns = [m for m in self.modules() if isinstance(m, KeepOutputBatchNorm2d)]
         for m in self._counted_bns:
             m.counted_outside = True

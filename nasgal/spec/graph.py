@@ -11,13 +11,15 @@ import hashlib
 import warnings
 from typing import TYPE_CHECKING, Iterable
 
-import networkx as nx
-from networkx.algorithms.isomorphism import MultiDiGraphMatcher
-
 from .cell import INPUTS, OUTPUT
 
 if TYPE_CHECKING:
+    import networkx as nx
+
     from .cell import Cell
+
+# networkx is imported inside the functions that use it: it costs a fifth of a second, and the
+# command line (help, usage errors, shell completion) imports this module without needing it.
 
 
 def to_networkx(cell: "Cell", with_output: bool = True) -> nx.MultiDiGraph:
@@ -27,6 +29,8 @@ def to_networkx(cell: "Cell", with_output: bool = True) -> nx.MultiDiGraph:
     graph edge with attributes ``op`` and ``index`` (its position in ``cell.edges``); the
     output has ``op="concat"`` edges from the concat nodes, with ``index`` their slot.
     """
+    import networkx as nx
+
     g = nx.MultiDiGraph()
     for name in INPUTS:
         g.add_node(name, role="input")
@@ -43,6 +47,8 @@ def to_networkx(cell: "Cell", with_output: bool = True) -> nx.MultiDiGraph:
 
 def find_cycle(cell: "Cell") -> list | None:
     """Nodes of one cycle (first node repeated at the end), or None if the cell is acyclic."""
+    import networkx as nx
+
     g = to_networkx(cell, with_output=False)
     try:
         cyc = nx.find_cycle(g)
@@ -53,6 +59,8 @@ def find_cycle(cell: "Cell") -> list | None:
 
 def topological_order(cell: "Cell") -> list[int]:
     """Intermediate nodes in a valid evaluation order, ties broken by the ``nodes`` list."""
+    import networkx as nx
+
     rank = {n: i for i, n in enumerate(cell.nodes)}
     g = nx.DiGraph()
     g.add_nodes_from(cell.nodes)
@@ -86,6 +94,8 @@ def canonical_hash(cell: "Cell") -> str:
     Weisfeiler-Lehman hashing of the cell graph labelled with roles (which input, node,
     output) and ops. The concat order is ignored (it permutes output channels only).
     """
+    import networkx as nx
+
     g = nx.DiGraph()
     for name in INPUTS:
         g.add_node(name, label=f"in:{name}")
@@ -124,6 +134,8 @@ def renumbering(a: "Cell", b: "Cell") -> dict[int, int] | None:
 
     def edge_match(x: dict, y: dict) -> bool:  # multigraph: dicts keyed by edge key
         return sorted(d["op"] for d in x.values()) == sorted(d["op"] for d in y.values())
+
+    from networkx.algorithms.isomorphism import MultiDiGraphMatcher
 
     matcher = MultiDiGraphMatcher(ga, gb, node_match=node_match, edge_match=edge_match)
     for mapping in matcher.isomorphisms_iter():

@@ -22,7 +22,9 @@ class TrainConfig(StageSettings):
 
     recipe: str = Field("paper", description="Recipe these values started from.")
     epochs: int = Field(50, ge=1, description="Training epochs.")
-    batch_size: int = Field(128, ge=1, description="Images per step.")
+    batch_size: int = Field(
+        128, ge=1, description="Images per step; under torchrun the global batch, split among the processes."
+    )
     lr: float = Field(0.01, gt=0, description="Initial learning rate (SGD, momentum).")
     lr_min: float = Field(0.0, ge=0, description="Final learning rate of the cosine schedule.")
     schedule: Literal["cosine", "constant"] = Field("cosine", description="Learning-rate schedule over epochs.")
@@ -50,7 +52,9 @@ class TrainConfig(StageSettings):
         "none",
         description="Graph capture of the training step: torch.compile, a CUDA graph of the whole step, or both.",
     )
-    eval_batch_size: int = Field(512, ge=1, description="Batch size for validation and test passes.")
+    eval_batch_size: int = Field(
+        512, ge=1, description="Batch size for validation and test passes (under torchrun: global, split among the processes)."
+    )
     threads: int | None = Field(None, ge=1, description="CPU threads for torch (None: torch's default).")
 
     @model_validator(mode="after")

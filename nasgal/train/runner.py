@@ -18,6 +18,7 @@ import torch
 
 from ..compiler import compile_network
 from ..data import Augment, DeviceLoader, default_augment
+from ..engine import distributed
 from ..engine.data import DataSplits, prepare_splits
 from ..engine.loop import Interrupted, Stage, run_stage
 from ..engine.optim import cosine_lr, set_lr, sgd
@@ -106,6 +107,8 @@ class TrainStage(Stage[dict[str, Any]]):
         self.device = device = use_device(cfg.device, cfg.threads)
         self.data = self.data or prepare_data(network, self.dataset, self.data_dir, cfg, self.download)
         self.channels_last = cfg.channels_last if cfg.channels_last is not None else True
+        distributed.local_batch(cfg.batch_size)
+        distributed.check_images(len(self.data.train))
         aug = default_augment(self.dataset)
         aug = Augment(
             random_crop_padding=aug.random_crop_padding if cfg.crop_padding is None else cfg.crop_padding,
@@ -115,6 +118,7 @@ class TrainStage(Stage[dict[str, Any]]):
         self.loader = DeviceLoader(
             self.data.train, batch_size=cfg.batch_size, shuffle=True, drop_last=True, device=device,
             augment=aug, seed=cfg.seed, channels_last=self.channels_last,
+            rank=distributed.rank(), world=distributed.world_size(),
         )
         self.val_loader = self.eval_loader(self.data.val) if self.data.val is not None else None
         torch.manual_seed(cfg.seed)
@@ -124,6 +128,8 @@ class TrainStage(Stage[dict[str, Any]]):
             self.model = model = fitted_model(network, self.init_state, what="initial weights",
                                               hint="pass weights of this network, or --inherit from its teacher")
         model.to(device)
+        if cfg.sync_bn:
+            distributed.sync_batchnorm(model, device)
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
         self.drop_max = network.drop_path if cfg.drop_path is None else cfg.drop_path
@@ -132,7 +138,8 @@ class TrainStage(Stage[dict[str, Any]]):
 
     def eval_loader(self, ds) -> DeviceLoader:
         return DeviceLoader(ds, batch_size=self.cfg.eval_batch_size, shuffle=False, drop_last=False,
-                            device=self.device, channels_last=self.channels_last)
+                            device=self.device, channels_last=self.channels_last,
+                            rank=distributed.rank(), world=distributed.world_size())
 
     def parts(self) -> dict[str, tuple[Any, str]]:
         # The optimizer's lr tensor stays on the device (loaded with map_location).
@@ -141,8 +148,13 @@ class TrainStage(Stage[dict[str, Any]]):
     def ready(self, epochs_done: int) -> None:
         cfg = self.cfg
         aux_weight = cfg.aux_weight if self.network.auxiliary is not None else 0.0
+        # Under torchrun the step's forward runs in DistributedDataParallel (the gradients are
+        # averaged in the backward pass); an auxiliary head without weight gets no gradient.
+        forward = distributed.data_parallel(
+            self.model, self.device, find_unused=self.network.auxiliary is not None and aux_weight == 0,
+            broadcast_buffers=not cfg.sync_bn)
         self.step = TrainStep(self.model, self.optimizer, aux_weight=aux_weight, grad_clip=cfg.grad_clip,
-                              precision=cfg.precision, capture=cfg.capture, device=self.device)
+                              precision=cfg.precision, capture=cfg.capture, device=self.device, forward=forward)
 
     def steps(self) -> int:
         return len(self.loader)
@@ -159,6 +171,7 @@ class TrainStage(Stage[dict[str, Any]]):
             reporter.advance()
         train_loss, train_acc, seen = self.step.read_stats()
         train_time = time.perf_counter() - t0
+        distributed.broadcast_buffers(self.model)  # rank 0's BN statistics for evaluation and checkpoint
         row: dict[str, Any] = {"train_loss": train_loss, "train_acc": train_acc}
         if self.val_loader is not None and math.isfinite(train_loss):
             row["val_loss"], row["val_acc"] = evaluate(self.model, self.val_loader, cfg.precision, self.device)
@@ -168,12 +181,9 @@ class TrainStage(Stage[dict[str, Any]]):
     def finish(self, rows: list[dict[str, Any]], elapsed: float, reporter: Reporter) -> dict[str, Any]:
         cfg, network, device, out = self.cfg, self.network, self.device, self.out
         test_loss, test_acc = evaluate(self.model, self.eval_loader(self.data.test), cfg.precision, device)
-        weights = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        save_checkpoint(out / WEIGHTS, weights)
-        write_json(out / ENV, environment(device, cfg.seed))
+        cost = network_cost(network)
         has_val = self.val_loader is not None
         best = max((r.get("val_acc", float("nan")) for r in rows), default=None) if has_val else None
-        cost = network_cost(network)
         results = {
             "network": network.name,
             "network_hash": spec_hash(network),
@@ -191,6 +201,13 @@ class TrainStage(Stage[dict[str, Any]]):
             "images_per_s": sum(r["images_per_s"] for r in rows[-3:]) / max(1, len(rows[-3:])),
             "device": str(device),
         }
+        if distributed.active():
+            results["processes"] = distributed.world_size()
+        if not distributed.is_main():  # rank 0 writes
+            return results
+        weights = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        save_checkpoint(out / WEIGHTS, weights)
+        write_json(out / ENV, environment(device, cfg.seed))
         write_json(out / RESULTS, results)
         return results
 

@@ -16,6 +16,8 @@ class TrainStep(CapturedStep):
 
     ``capture``: ``none`` (eager), ``compile`` (torch.compile of the model),
     ``cuda-graph`` (the whole step replayed from a CUDA graph), or ``compile+cuda-graph``.
+    ``forward``: the module the forward pass runs through, when not ``model`` itself (its
+    ``DistributedDataParallel`` wrapper under torchrun).
     """
 
     def __init__(
@@ -28,6 +30,7 @@ class TrainStep(CapturedStep):
         precision: str = "fp32",
         capture: str = "none",
         device: torch.device = torch.device("cpu"),
+        forward: nn.Module | None = None,
     ) -> None:
         super().__init__([model], [optimizer], capture, device)
         self.model = model
@@ -35,7 +38,7 @@ class TrainStep(CapturedStep):
         self.aux_weight = aux_weight
         self.grad_clip = grad_clip
         self.precision = precision
-        self.forward = self._forward_of(model)
+        self.forward = self._forward_of(forward if forward is not None else model)
         self.params = [p for g in optimizer.param_groups for p in g["params"]]
 
     def _body(self, x: torch.Tensor, y: torch.Tensor) -> None:
