@@ -255,24 +255,48 @@ def test_load_errors_name_the_problem(tmp_path):
 
 
 def test_tiny_run_on_synthetic_speech(tmp_path, capsys):
-    from nasgal.experiment import parse_experiment, run_experiment
-
     root = write_plain(tmp_path / "src", speakers=3, utterances=7, seconds=2.0)
     assert main(["datasets", "prepare", "voice", str(root), "--out", str(tmp_path / "voice"), "--segment-seconds", "1",
                  "--size", "16", "--test-pieces", "4", "-q", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["speakers"] == ["spk0", "spk1", "spk2"] and printed["pieces"]["test"] == 12
-    exp = parse_experiment({
-        "name": "voice_tiny", "dataset": "voice", "data_dir": str(tmp_path / "voice"), "out": str(tmp_path / "exp"),
-        "device": "cpu", "paper": "voxceleb1_min",
-        "search": {"epochs": 1, "cells": 3, "channels": 4, "batch_size": 4},
-        "network": {"cells": 3, "channels": 4, "stem": "stride2"},
-        "train": {"epochs": 1, "batch_size": 8, "lr": 0.05},
-        "prune": {"epochs": 1, "batch_size": 8, "keep_nodes": 0.5},
-        "retrain": {"inherit": False, "epochs": 1},
-    })
-    res = run_experiment(exp)
-    assert res.network.input.size == (16, 16) and res.network.classes == 3 and res.network.input.channels == 1
+    exp = tmp_path / "voice_tiny.toml"
+    exp.write_text(f"""
+name = "voice_tiny"
+dataset = "voice"
+data_dir = "{tmp_path / 'voice'}"
+out = "{tmp_path / 'exp'}"
+device = "cpu"
+paper = "voxceleb1_min"
+
+[search]
+epochs = 1
+cells = 3
+channels = 4
+batch_size = 4
+
+[network]
+cells = 3
+channels = 4
+stem = "stride2"
+
+[train]
+epochs = 1
+batch_size = 8
+lr = 0.05
+
+[prune]
+epochs = 1
+batch_size = 8
+keep_nodes = 0.5
+
+[retrain]
+inherit = false
+epochs = 1
+""", encoding="utf-8")
+    assert main(["run", str(exp), "--quiet"]) == 0, capsys.readouterr().err
+    net = json.loads((tmp_path / "exp" / "network.json").read_text())
+    assert net["input"]["size"] == [16, 16] and net["input"]["channels"] == 1 and net["classes"] == 3
     report = (tmp_path / "exp" / "report.md").read_text()
     assert "Dataset **voice**" in report and "Voice data: 3 speakers (plain layout)" in report
     assert "split by utterance (no utterance on both sides)" in report
