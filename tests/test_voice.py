@@ -323,3 +323,13 @@ def test_espeak_set_prepares_into_speakers(tmp_path):
     assert main(["datasets", "espeak", str(tmp_path / "e"), "--speakers", "3", "--utterances", "6"]) == 0
     r = prepare_voice(tmp_path / "e", tmp_path / "out", SMALL)
     assert r.manifest["speakers"] == ["en-us_m3", "en_f2", "en_m1"] and r.manifest["pieces"]["test"] == 12
+
+
+def test_the_command_line_starts_without_torch():
+    """`nasgal datasets` reads its options from VoiceSettings: importing it must not load torch
+    (validate, render and diff stay fast and need no torch)."""
+    import subprocess
+    import sys
+
+    code = "import sys, nasgal.cli.main; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
