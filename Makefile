@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: setup system-deps demo lint test test-slow schemas clean
+.PHONY: setup system-deps demo voice-demo lint test test-slow schemas clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -16,15 +16,22 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev,deploy,tracking]'
 	touch $@
 
-# graphviz (the dot program) for renders; Debian's FashionMNIST files for real-data runs.
+# graphviz (the dot program) for renders; Debian's FashionMNIST files for real-data runs;
+# espeak-ng to synthesise the small speech set of the voice preset (examples/voiceprint_quick.toml).
 system-deps:
-	@if command -v apt-get >/dev/null 2>&1 && { ! command -v dot >/dev/null 2>&1 || [ ! -d /usr/share/datasets/fashion-mnist ]; }; then \
+	@if command -v apt-get >/dev/null 2>&1 && { ! command -v dot >/dev/null 2>&1 || [ ! -d /usr/share/datasets/fashion-mnist ] || ! command -v espeak-ng >/dev/null 2>&1; }; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq graphviz dataset-fashion-mnist >/dev/null \
-	  || echo "warning: could not install graphviz / dataset-fashion-mnist with apt-get"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq graphviz dataset-fashion-mnist espeak-ng >/dev/null \
+	  || echo "warning: could not install graphviz / dataset-fashion-mnist / espeak-ng with apt-get"; \
 	fi
 
 setup: system-deps $(VENV)/.installed
+
+# The voice preset: synthesise 10 espeak-ng speakers, prepare 48x48 spectrograms, run the experiment.
+voice-demo: setup
+	$(BIN)/nasgal datasets espeak data/espeak --speakers 10 --utterances 40
+	$(BIN)/nasgal datasets prepare voice data/espeak --out data/espeak_voice48 --size 48
+	$(BIN)/nasgal run examples/voiceprint_quick.toml
 
 demo: setup
 	$(BIN)/nasgal compile darts_v2 --cells 5 --channels 16 --in-channels 1 --input-size 28

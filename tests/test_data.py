@@ -89,8 +89,9 @@ def test_unknown_name_lists_known_ones():
 
 
 def test_registry_and_defaults():
-    assert set(DATASETS) == {"fashion_mnist", "mnist", "cifar10", "cifar100", "image_folder"}
+    assert set(DATASETS) == {"fashion_mnist", "mnist", "cifar10", "cifar100", "image_folder", "voice"}
     assert not default_augment("FashionMNIST").hflip and not default_augment("mnist").hflip
+    assert not default_augment("voice").enabled  # a flipped or shifted spectrogram is another sound
     assert default_augment("cifar10") == Augment(random_crop_padding=4, hflip=True)
     assert issubclass(DataError, NasgalError)
 

@@ -29,6 +29,7 @@ COMMAND_MODULES: list[str] = [
     "nasgal.cli.search_cmds",
     "nasgal.cli.prune_cmds",
     "nasgal.cli.deploy_cmds",
+    "nasgal.cli.dataset_cmds",
 ]
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)

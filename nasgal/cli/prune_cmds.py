@@ -51,7 +51,7 @@ def _p(name: str, *flags: str) -> Any:
 def prune_cmd(
     network: Annotated[str, typer.Argument(help="Network spec file of the trained network.", show_default=False)],
     weights: Annotated[str, typer.Option("--weights", "-w", help="Training run directory or checkpoint of NETWORK.")],
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="fashion_mnist, mnist, cifar10, cifar100 or image_folder:PATH.")],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="fashion_mnist, mnist, cifar10, cifar100, image_folder:PATH or voice (with --data-dir).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (created; re-running resumes).")],
     data_dir: Annotated[Optional[str], typer.Option(help="Folder with the dataset files (searched first).")] = None,
     method: Annotated[Optional[str], _p("method")] = None,

@@ -18,7 +18,7 @@ def _s(name: str, *flags: str) -> Any:
 
 
 def search_command(
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset: fashion_mnist, mnist, cifar10, cifar100, image_folder:<path>.")],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset: fashion_mnist, mnist, cifar10, cifar100, image_folder:<path>, voice (with --data-dir).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (genotype.json, checkpoint, α history, metrics, heat maps).")],
     space: Annotated[Optional[Path], typer.Option("--space", help="Search space JSON (default: the DARTS space).")] = None,
     epochs: Annotated[Optional[int], _s("epochs")] = None,
@@ -36,6 +36,7 @@ def search_command(
     arch_lr: Annotated[Optional[float], _s("arch_lr")] = None,
     arch_weight_decay: Annotated[Optional[float], _s("arch_weight_decay")] = None,
     device: Annotated[Optional[str], _s("device")] = None,
+    threads: Annotated[Optional[int], _s("threads")] = None,
     cells: Annotated[Optional[int], typer.Option(help="Supernet cells (overrides the space).")] = None,
     channels: Annotated[Optional[int], typer.Option(help="Supernet initial channels C (overrides the space).")] = None,
     stem: Annotated[Optional[str], typer.Option(help="Stem: cifar, or stride2 for large images (overrides the space).")] = None,
@@ -73,7 +74,8 @@ def search_command(
         epochs=epochs, order=order, partial_channels=partial_channels, batch_size=batch_size, seed=seed, lr=lr,
         lr_min=lr_min, momentum=momentum, weight_decay=weight_decay, grad_clip=grad_clip, arch_lr=arch_lr,
         arch_weight_decay=arch_weight_decay, precision="bf16" if bf16 else precision, channels_last=channels_last,
-        capture=capture, recompute=recompute, device=device, subset=subset, tensorboard=tensorboard, sync_bn=sync_bn,
+        capture=capture, recompute=recompute, device=device, threads=threads, subset=subset, tensorboard=tensorboard,
+        sync_bn=sync_bn,
     )
     cfg = SearchConfig.resolve(**values)  # checked before any data is read, so a bad value fails at once
     sp = load_space(space).resized(cells=cells, channels=channels, stem=stem)

@@ -62,7 +62,7 @@ def _t(name: str, *flags: str) -> Any:
 
 def train_cmd(
     network: Annotated[str, typer.Argument(help="Network spec file (see `nasgal stack`).", show_default=False)],
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="fashion_mnist, mnist, cifar10, cifar100 or image_folder:PATH.")],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="fashion_mnist, mnist, cifar10, cifar100, image_folder:PATH or voice (with --data-dir).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (created; re-running resumes).")],
     data_dir: Annotated[Optional[str], typer.Option(help="Folder with the dataset files (searched first).")] = None,
     recipe: Annotated[str, typer.Option(help=RECIPE_HELP)] = "paper",

@@ -15,7 +15,7 @@ from .image_cache import cached_images, format_bytes, resolve_budget
 from .image_folder import GREY_MEAN, GREY_STD, IMAGENET_MEAN, IMAGENET_STD, folder_split, image_mode, read_images
 from .info import DatasetInfo
 from .locate import locate
-from .sources import IMAGE_FOLDER, SPLITS, resolve_name
+from .sources import IMAGE_FOLDER, SPLITS, VOICE, resolve_name
 from .split import stratified_indices
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,8 @@ def load_dataset(
     """Read one split of a dataset into memory (large image folders: into a cache file on disk).
 
     name: ``fashion_mnist``, ``mnist``, ``cifar10``, ``cifar100`` (aliases such as
-        ``FashionMNIST`` or ``CIFAR-10`` work), or ``image_folder:<path>``.
+        ``FashionMNIST`` or ``CIFAR-10`` work), ``image_folder:<path>``, or ``voice`` (speech
+        prepared by :func:`nasgal.data.voice.prepare_voice`; ``data_dir`` is its folder).
     data_dir: a folder searched first for the files (see :mod:`nasgal.data.locate`); for
         ``image_folder`` without a path, the image folder itself.
     image_size: resize to this size (bilinear, once, at load time); for image folders the
@@ -183,7 +184,7 @@ def load_dataset(
     channels: 1 or 3; grey images are replicated to 3 channels, image folders are read as
         L or RGB. Default: the dataset's own.
     split_seed: seed of the 80/20 split of image folders without train/test subfolders.
-    memory_budget: image folders whose decoded split is larger than this go to a uint8 cache
+    memory_budget: image folders (and prepared voice sets) whose decoded split is larger than this go to a uint8 cache
         file on disk instead of memory (``storage == "disk-cache"``): bytes, or a string such
         as ``"4G"`` or ``"25%"`` (of the free memory). Default: ``$NASGAL_DATA_MEMORY``, else
         half the free memory. See :mod:`nasgal.data.image_cache`.
@@ -196,6 +197,12 @@ def load_dataset(
     size = _as_size(image_size)
     if source is IMAGE_FOLDER:
         return _load_folder(path, data_dir, split, size, channels, split_seed, memory_budget, cache_dir)
+    if source is VOICE:
+        from .voice import load_voice
+
+        if channels not in (None, 1):
+            raise DataError(f"voice spectrograms have 1 channel, not {channels}")
+        return load_voice(path if path is not None else data_dir, split, size, memory_budget)
 
     files = locate(source, split, data_dir, download)
     assert source.read is not None

@@ -1,7 +1,8 @@
 """The built-in datasets: where their files live, how to read them, what they give.
 
 ``DATASETS`` maps each canonical name to a :class:`DatasetSource`. Image folders are
-addressed as ``image_folder:<path>`` and read by :mod:`nasgal.data.image_folder`.
+addressed as ``image_folder:<path>`` and read by :mod:`nasgal.data.image_folder`; prepared
+speech (``voice``, optionally ``voice:<path>``) is read by :mod:`nasgal.data.voice`.
 """
 
 from __future__ import annotations
@@ -203,8 +204,24 @@ IMAGE_FOLDER = DatasetSource(
     read=None,
 )
 
+VOICE = DatasetSource(
+    name="voice",
+    title="voice",
+    aliases=("voiceprint", "speakers", "voxceleb", "voxceleb1"),
+    # Placeholder: the real info (speakers, image size, statistics) comes from the prepared cache.
+    info=DatasetInfo(
+        name="voice", channels=1, size=(360, 360), classes=1, class_names=("?",), mean=(0.5,), std=(0.25,),
+    ),
+    files={},
+    read=None,
+    default_augment=Augment(),  # a flipped spectrogram runs time backwards; a crop shifts frequencies
+)
+
+#: Sources whose name may carry a folder after ':' (``image_folder:<path>``, ``voice:<path>``).
+WITH_PATH = ("image_folder", "voice")
+
 DATASETS: Mapping[str, DatasetSource] = MappingProxyType(
-    {s.name: s for s in (FASHION_MNIST, MNIST, CIFAR10, CIFAR100, IMAGE_FOLDER)}
+    {s.name: s for s in (FASHION_MNIST, MNIST, CIFAR10, CIFAR100, IMAGE_FOLDER, VOICE)}
 )
 
 
@@ -222,7 +239,7 @@ def resolve_name(name: str) -> tuple[DatasetSource, str | None]:
     if source is None:
         known = ", ".join(n if n != "image_folder" else "image_folder:<path>" for n in DATASETS)
         raise DataError(f"unknown dataset {name!r}; known datasets: {known}")
-    if sep and source is not IMAGE_FOLDER:
+    if sep and source.name not in WITH_PATH:
         raise DataError(f"dataset {source.name} takes no path after ':' (got {name!r}); use data_dir / --data-dir")
     return source, (path if sep else None)
 

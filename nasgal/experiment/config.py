@@ -91,7 +91,7 @@ class Experiment(_Section):
     """A whole DARTS-GAL experiment."""
 
     name: str = Field(description="Experiment name (also the default output folder runs/<name>).")
-    dataset: str = Field(description="Dataset name (fashion_mnist, mnist, cifar10, cifar100, image_folder:PATH).")
+    dataset: str = Field(description="Dataset name (fashion_mnist, mnist, cifar10, cifar100, image_folder:PATH, voice).")
     data_dir: str | None = Field(None, description="Folder with the dataset files.")
     out: str | None = Field(None, description="Experiment directory (default runs/<name>).")
     seeds: int = Field(1, ge=1, le=MAX_SEEDS, description="Seeds of the trained stages (baseline, prune, retrain).")

@@ -230,6 +230,7 @@ def build_summary(exp: "Experiment", res: "ExperimentResult") -> dict[str, Any]:
         "baseline_test_accuracy": [s["baseline_test_accuracy"] for s in seeds],
         "pruned_test_accuracy": [s["pruned_test_accuracy"] for s in seeds],
         "paper": {"row": paper_key, "results": paper_results, "kept_nodes": paper_kept,
+                  "setup": tables.get("setup", {}).get(paper_key) if paper_key else None,
                   "layout_5_cells": layout_note(tables, paper_key)},
         "stage_times_s": res.stage_times,
     }
@@ -315,6 +316,7 @@ def write_report(exp: "Experiment", res: "ExperimentResult", figs: dict[str, str
         f"{', '.join(map(str, res.network.reductions)) or 'none'} (0-indexed); {n_seeds} seed(s).",
         "",
         *_smoke_note(exp, res),
+        *_voice_note(exp),
         *_search_note(res),
         "## Accuracy and parameters",
         "",
@@ -343,6 +345,7 @@ def write_report(exp: "Experiment", res: "ExperimentResult", figs: dict[str, str
         md += [f"Latency: {lat['runtime']} inference on {lat['device']}, {lat['machine']}{load}; measured when this "
                f"report was written, baseline and pruned (seed {lat['seed']}) interleaved, median of {lat['rounds']} "
                "rounds. `nasgal latency` compares torch.compile and onnxruntime too.", ""]
+    md += _paper_table(summary, res)
     md += _methods_section(summary, figs)
     if layout:
         t, f = layout["text_table1"], layout["table2_fit"]
@@ -405,6 +408,48 @@ def write_report(exp: "Experiment", res: "ExperimentResult", figs: dict[str, str
 _IMAGE_TYPES = {".svg": "image/svg+xml", ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
 
+#: The paper's rows that this run's baseline and pruned network stand beside.
+OURS = {"DARTS": ("baseline_test_accuracy", "baseline_params"), "DARTS-GAL": ("pruned_test_accuracy", "pruned_params")}
+
+
+def _paper_table(summary: dict[str, Any], res: "ExperimentResult") -> list[str]:
+    """The paper's whole table for this row (hand-designed networks and other searches too), with
+    this run's baseline beside DARTS and its pruned network beside DARTS-GAL, and the paper's setup."""
+    paper = summary["paper"]
+    rows = paper["results"]
+    if not rows:
+        return []
+    md = [f"## The paper's table for this experiment ({paper['row']})", "",
+          "| method | paper: accuracy % | paper: params | this run: accuracy % | this run: params |",
+          "|---|---|---|---|---|"]
+    for method, (acc, params) in rows.items():
+        ours = OURS.get(method)
+        if ours and summary["seeds"]:
+            counts = sorted({s[ours[1]] for s in summary["seeds"]})
+            mine = f"{_mean_std(summary[ours[0]])} | {', '.join(_m(c) for c in counts)}"
+        else:
+            mine = "– | –"
+        md.append(f"| {method} | {acc:.2f} | {params:.2f}M | {mine} |")
+    md.append("")
+    setup = paper.get("setup")
+    if setup:
+        said = [f"{setup['cells']} cells", f"C={setup['init_channels']}"]
+        if "reduction_cells_as_labelled" in setup:
+            said.append(f"reductions labelled {', '.join(map(str, setup['reduction_cells_as_labelled']))} (1-indexed)")
+        if "image_size" in setup:
+            said.append(f"{setup['image_size']}×{setup['image_size']} inputs")
+        if "stem" in setup:
+            said.append(f"stem: {setup['stem']}")
+        if "classes" in setup:
+            said.append(f"{setup['classes']} classes")
+        net = res.network
+        h, w = net.input.size
+        md += [f"The paper's setup: {'; '.join(said)}. This run: {net.num_positions} cells, C={net.channels}, reductions "
+               f"at positions {', '.join(map(str, net.reductions)) or 'none'} (0-indexed), {h}×{w} inputs, "
+               f"stem {net.stem.kind}, {net.classes} classes.", ""]
+    return md
+
+
 def _smoke_note(exp: "Experiment", res: "ExperimentResult") -> list[str]:
     """A warning above the figures when the run is far shorter than the paper's protocol."""
     from ..train.config import RECIPES
@@ -422,6 +467,28 @@ def _smoke_note(exp: "Experiment", res: "ExperimentResult") -> list[str]:
         return []
     return [f"**A smoke run, not a result**: {', '.join(short)}. These figures test the pipeline; they "
             "are not comparable with the paper's, which are shown beside them for orientation only.", ""]
+
+
+def _voice_note(exp: "Experiment") -> list[str]:
+    """For a voice run: what the prepared set holds and how it was split (the paper's split likely
+    let pieces of one utterance be on both sides)."""
+    from ..data.sources import VOICE, resolve_name
+
+    try:
+        source, path = resolve_name(exp.dataset)
+        if source is not VOICE:
+            return []
+        from ..data.voice import MANIFEST, voice_folder
+
+        m = json.loads((voice_folder(path or exp.data_dir) / MANIFEST).read_text(encoding="utf-8"))
+        st, pieces, shape = m["settings"], m["pieces"], m["shape"]
+    except Exception:  # a report without this note beats no report
+        return []
+    split = {"utterance": "no utterance on both sides", "video": "no video on both sides",
+             "piece": "pieces of one utterance on both sides, as the paper likely did"}[st["split_by"]]
+    return [f"Voice data: {len(m['speakers'])} speakers ({m['layout']} layout), {pieces['train']:,} training and "
+            f"{pieces['test']:,} test pieces of {st['segment_seconds']:g} s as {shape[2]}×{shape[3]} log spectrograms, "
+            f"{st['test_pieces']} test pieces per speaker, split by {st['split_by']} ({split}); cache {m['key']}.", ""]
 
 
 def _search_note(res: "ExperimentResult") -> list[str]:

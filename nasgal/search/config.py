@@ -15,7 +15,9 @@ class SearchConfig(StageSettings):
     """Hyperparameters of a search; the defaults are DARTS's (Liu et al. 2019)."""
 
     SOURCE: ClassVar[str] = "search settings"
-    RUNTIME: ClassVar[frozenset[str]] = frozenset({"device", "capture", "recompute", "extra", "tensorboard", "sync_bn"})
+    RUNTIME: ClassVar[frozenset[str]] = frozenset(
+        {"device", "threads", "capture", "recompute", "extra", "tensorboard", "sync_bn"}
+    )
 
     epochs: int = Field(50, ge=1, le=100_000, description="Search epochs.")
     order: Literal["first", "second"] = Field("first", description="First- or second-order α gradient.")
@@ -38,6 +40,7 @@ class SearchConfig(StageSettings):
     capture: Capture = Field("none", description="Graph capture of the search step.")
     recompute: bool = Field(False, description="Recompute depthwise outputs in backward: less memory, same results.")
     device: str = Field("auto", description="'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...")
+    threads: int | None = Field(None, ge=1, description="CPU threads for torch (None: torch's default).")
     dataset: str = Field("unknown", description="Dataset name, recorded in the provenance.")
     subset: int | None = Field(None, ge=1, description="Training images used, recorded in the provenance.")
     extra: dict[str, Any] = Field(default_factory=dict, description="Free-form facts for the provenance.")

@@ -87,7 +87,7 @@ class SearchStage(Stage[Genotype]):
         from ..data import DeviceLoader, default_augment
 
         config, space = self.config, self.space
-        self.device = use_device(config.device)
+        self.device = use_device(config.device, config.threads)
         distributed.local_batch(config.batch_size)
         info = self.info = self.dataset.info
         # Half of the training set trains the weights, the other half α (stratified, seeded).
