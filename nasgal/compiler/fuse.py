@@ -12,9 +12,23 @@ from __future__ import annotations
 
 import copy
 
+import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+
+def _shared_plain_attributes(model: nn.Module) -> dict[int, object]:
+    """A deepcopy memo under which the copy shares what is not a tensor or a module (a
+    compiled network's spec and plan, its wiring lists): read-only here, and copying the spec
+    (a tree of pydantic models) would cost more than the whole fold."""
+    memo: dict[int, object] = {}
+    for module in model.modules():
+        for name, value in vars(module).items():
+            if isinstance(value, (dict, torch.Tensor, nn.Module)):  # submodules, weights, hooks: copied
+                continue
+            memo[id(value)] = value
+    return memo
 
 
 def folded_for_inference(model: nn.Module) -> nn.Module:
@@ -22,7 +36,7 @@ def folded_for_inference(model: nn.Module) -> nn.Module:
     ``Conv2d`` inside an ``nn.Sequential`` is folded into that conv (and replaced by an
     identity). ``model`` itself is not changed; the copy shares no tensors with it.
     FactorizedReduce's BN (after a concat of two convs) is left as it is."""
-    folded = copy.deepcopy(model).eval()
+    folded = copy.deepcopy(model, _shared_plain_attributes(model)).eval()
     for seq in [m for m in folded.modules() if isinstance(m, nn.Sequential)]:
         names = list(seq._modules)
         for first, second in zip(names, names[1:]):
