@@ -17,22 +17,30 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux") or platform
 # One process (the setting is process-wide and cannot be undone): faults per 48 MB block by
 # default, with the switch off, with the user's own glibc setting, then with the setting on.
 PROBE = textwrap.dedent("""
-    import json, os, resource
-    import torch
+    import ctypes, json, os, resource
     from nasgal.engine.cpu import keep_freed_memory
 
-    def faults(n=4):
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    SIZE = 48 * 2**20
+
+    def block():
         # 48 MB: above glibc's largest automatic mmap threshold (32 MB), so by default every
-        # block is mapped afresh and its pages faulted in on first touch; kept, the heap
-        # settles after a few blocks (small objects land between them at first)
-        for _ in range(4):
-            torch.empty(12 * 2**20).fill_(1.0)
+        # block is mapped afresh and its pages faulted in on first touch
+        p = libc.malloc(SIZE)
+        ctypes.memset(p, 1, SIZE)
+        libc.free(p)
+
+    def faults(n=4):
+        for _ in range(4):  # kept, the heap settles after a few blocks
+            block()
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         for _ in range(n):
-            torch.empty(12 * 2**20).fill_(1.0)
+            block()
         return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / n
 
-    torch.set_num_threads(1)
     out = {"default": faults()}
     os.environ["NASGAL_KEEP_MEMORY"] = "0"
     out["switched_off"] = [keep_freed_memory(), faults()]
@@ -73,12 +81,21 @@ def test_release_memory_switch():
 
 
 def test_a_busy_machine_is_named_when_threads_would_wait(monkeypatch):
-    from nasgal.engine.cpu import busy_machine_warning
+    from nasgal.engine import cpu
 
     cores = len(os.sched_getaffinity(0))
-    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 2.0, 0.0, 0.0))
-    msg = busy_machine_warning(2)
-    assert msg and f"load {cores + 2.0:.1f} on {cores} cores" in msg and "--threads 1" in msg
-    assert busy_machine_warning(1) is None
-    monkeypatch.setattr(os, "getloadavg", lambda: (cores - 0.5, 0.0, 0.0))
-    assert busy_machine_warning(2) is None
+    monkeypatch.setattr(cpu, "_others_running", lambda: float(cores))
+    msg = cpu.busy_machine_warning(2)
+    assert msg and f"({cores:g} other threads running on {cores} cores)" in msg and "--threads 1" in msg
+    assert cpu.busy_machine_warning(1) is None
+    monkeypatch.setattr(cpu, "_others_running", lambda: 0.0)
+    assert cpu.busy_machine_warning(2) is None
+    monkeypatch.setattr(cpu, "_others_running", lambda: None)
+    assert cpu.busy_machine_warning(2) is None
+
+
+def test_other_running_threads_are_counted_without_this_one():
+    from nasgal.engine import cpu
+
+    others = cpu._others_running(samples=3, interval_s=0.001)
+    assert others is None or others >= 0

@@ -40,7 +40,7 @@ def tiny(data_dir: Path, out: Path, search: bool = False, **extra) -> dict:
         "retrain": {"inherit": False, "epochs": 1},
     }
     if search:
-        cfg["search"] = {"epochs": 2, "cells": 3, "channels": 4, "batch_size": 16}
+        cfg["search"] = {"epochs": 1, "cells": 3, "channels": 4, "batch_size": 16}
     cfg.update(extra)
     return cfg
 
@@ -83,20 +83,32 @@ def test_tiny_experiment_runs_every_stage_and_reports(tmp_path, data_dir):
     assert again.seeds[0].retrain == res.seeds[0].retrain
 
 
-@pytest.mark.parametrize("interrupt", [("prune", 0), ("baseline", 1), pytest.param(("search", 1), marks=pytest.mark.slow)],
-                         ids=["stage-boundary", "inside-stage", "inside-search"])
-def test_interrupted_experiment_resumes_to_the_same_result(tmp_path, data_dir, interrupt):
-    searched = interrupt[0] == "search"
-    straight = run_experiment(parse_experiment(tiny(data_dir, tmp_path / "a", search=searched)))
-    exp = parse_experiment(tiny(data_dir, tmp_path / "b", search=searched))
+def _resumes_to(straight, interrupted_dir: Path, data_dir: Path, interrupt, searched: bool) -> None:
+    """Interrupt an experiment at ``interrupt``, run it again, and compare with ``straight``."""
+    exp = parse_experiment(tiny(data_dir, interrupted_dir, search=searched))
     with pytest.raises(Interrupted):
         run_experiment(exp, interrupt=interrupt)
-    assert not (tmp_path / "b" / "report.md").exists()
+    assert not (interrupted_dir / "report.md").exists()
     resumed = run_experiment(exp)
     assert resumed.genotype == straight.genotype
     assert resumed.seeds[0].pruned.kept_nodes() == straight.seeds[0].pruned.kept_nodes()
     assert resumed.seeds[0].retrain["test_accuracy"] == straight.seeds[0].retrain["test_accuracy"]
     assert resumed.seeds[0].baseline["test_accuracy"] == straight.seeds[0].baseline["test_accuracy"]
+
+
+def test_interrupted_experiment_resumes_to_the_same_result(tmp_path, data_dir):
+    """Interrupted at a stage boundary (before pruning) and inside a stage (after the first
+    training epoch), each resumed run ends where the uninterrupted one did (one uninterrupted
+    run serves both)."""
+    straight = run_experiment(parse_experiment(tiny(data_dir, tmp_path / "a")))
+    _resumes_to(straight, tmp_path / "b", data_dir, ("prune", 0), searched=False)
+    _resumes_to(straight, tmp_path / "c", data_dir, ("baseline", 1), searched=False)
+
+
+@pytest.mark.slow
+def test_experiment_interrupted_inside_the_search_resumes_to_the_same_result(tmp_path, data_dir):
+    straight = run_experiment(parse_experiment(tiny(data_dir, tmp_path / "a", search=True)))
+    _resumes_to(straight, tmp_path / "b", data_dir, ("search", 1), searched=True)
 
 
 def test_seeds_report_mean_and_std(tmp_path, data_dir):

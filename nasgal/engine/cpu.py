@@ -68,18 +68,42 @@ def keep_freed_memory() -> bool:
     return True
 
 
+def _others_running(samples: int = 5, interval_s: float = 0.02) -> float | None:
+    """How many threads of other processes are runnable right now (median of a few looks at
+    the kernel's ``procs_running``, less this process's one running thread); None where the
+    kernel does not say. Unlike the load average, this does not count what this process
+    itself ran a minute ago (the previous stage of an experiment, say)."""
+    import statistics
+    import time
+
+    counts = []
+    for i in range(samples):
+        try:
+            with open("/proc/stat") as f:
+                line = next((ln for ln in f if ln.startswith("procs_running")), None)
+        except OSError:
+            return None
+        if line is None:
+            return None
+        counts.append(int(line.split()[1]) - 1)
+        if i + 1 < samples:
+            time.sleep(interval_s)
+    return statistics.median(counts)
+
+
 def busy_machine_warning(threads: int) -> str | None:
     """A warning when torch's ``threads`` would share the CPU cores with other busy processes.
 
     torch's CPU threads wait for each other at the end of every operation; when other
     processes hold the cores, each wait lasts a time slice, and two threads on a busy 2-core
-    machine measured slower than one. None when the machine is not busy or one thread runs.
+    machine measured slower than one. None when the cores are free, when one thread runs, or
+    where the kernel does not say.
     """
-    if threads <= 1 or not hasattr(os, "getloadavg"):
+    if threads <= 1:
         return None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    load = os.getloadavg()[0]
-    if load < cores:
+    others = _others_running()
+    if others is None or others < min(threads, cores):
         return None
-    return (f"the machine is busy (load {load:.1f} on {cores} cores): {threads} torch threads wait for each other "
-            "behind other processes; --threads 1 may be faster")
+    return (f"the machine is busy ({others:g} other threads running on {cores} cores): {threads} torch threads "
+            "wait for each other behind them; --threads 1 may be faster")
