@@ -99,3 +99,13 @@ def test_other_running_threads_are_counted_without_this_one():
 
     others = cpu._others_running(samples=3, interval_s=0.001)
     assert others is None or others >= 0
+
+
+def test_the_busy_look_is_taken_once_per_process(monkeypatch):
+    from nasgal.engine import cpu
+
+    looks = []
+    monkeypatch.setattr(cpu, "busy_machine_warning", lambda threads: looks.append(threads) or "busy")
+    monkeypatch.setitem(cpu._state, "busy_checked", False)
+    assert cpu.warn_once_if_busy(2) == "busy"
+    assert cpu.warn_once_if_busy(2) is None and looks == [2]

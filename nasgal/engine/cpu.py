@@ -33,7 +33,7 @@ KEEP_BYTES = 1 << 30
 
 #: ``NASGAL_KEEP_MEMORY=0`` (or ``nasgal --release-memory``) leaves glibc's defaults alone.
 ENV_SWITCH = "NASGAL_KEEP_MEMORY"
-_state = {"applied": False, "disabled": False}
+_state = {"applied": False, "disabled": False, "busy_checked": False}
 
 
 def release_memory() -> None:
@@ -107,3 +107,12 @@ def busy_machine_warning(threads: int) -> str | None:
         return None
     return (f"the machine is busy ({others:g} other threads running on {cores} cores): {threads} torch threads "
             "wait for each other behind them; --threads 1 may be faster")
+
+
+def warn_once_if_busy(threads: int) -> str | None:
+    """:func:`busy_machine_warning`, looked at once per process: the look takes a tenth of a
+    second, and the stages of one experiment would only repeat it."""
+    if _state["busy_checked"]:
+        return None
+    _state["busy_checked"] = True
+    return busy_machine_warning(threads)

@@ -335,10 +335,10 @@ def use_device(name: str, threads: int | None = None) -> torch.device:
     if threads:
         torch.set_num_threads(threads)
     if device.type == "cpu":
-        from .cpu import busy_machine_warning, keep_freed_memory
+        from .cpu import keep_freed_memory, warn_once_if_busy
 
         keep_freed_memory()
-        warning = None if threads else busy_machine_warning(torch.get_num_threads())
+        warning = None if threads else warn_once_if_busy(torch.get_num_threads())
         if warning:
             log.warning("%s", warning)
     return device
