@@ -12,10 +12,23 @@ shows how much to trust the median.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    import torch
+
+
+def machine(device: torch.device | str = "cpu", threads: int | None = None) -> str:
+    """The machine, and the load average when the run starts (it decides how far a CPU figure
+    can be trusted), for the first line of a benchmark's output."""
+    from nasgal.deploy.latency import machine_label
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{machine_label(device, threads)}, load {load:.1f}"
 
 
 @dataclass
@@ -36,6 +49,36 @@ class Interleaved:
         return statistics.median(self.seconds[name])
 
 
+def time_block(step: Callable[[], object], n: int, sync: Callable[[], None]) -> float:
+    """Seconds per call of ``n`` calls of ``step``, the device waited for on both sides."""
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        step()
+    sync()
+    return (time.perf_counter() - t0) / n
+
+
+def _rounds(names: list[str], block: Callable[[str], float], rounds: int,
+            on_round: Callable[[int, dict[str, float]], None] | None) -> Interleaved:
+    """``rounds`` rounds of ``block(name)`` (seconds per step) for every name, in an order
+    that rotates by one each round."""
+    result = Interleaved(names, {n: [] for n in names})
+    for r in range(rounds):
+        shift = r % len(names)
+        this_round = {name: block(name) for name in names[shift:] + names[:shift]}
+        for name in names:
+            result.seconds[name].append(this_round[name])
+        if on_round is not None:
+            on_round(r, this_round)
+    return result
+
+
+def _check(rounds: int, steps_per_round: int) -> None:
+    if rounds < 1 or steps_per_round < 1:
+        raise ValueError("rounds and steps per round must be at least 1")
+
+
 def interleave(
     steps: dict[str, Callable[[], object]],
     *,
@@ -51,30 +94,12 @@ def interleave(
     come first; ``sync`` waits for the device (a CUDA synchronize) before a clock is read.
     ``on_round(i, {name: seconds per step})`` sees each round as it ends (for progress).
     """
-    if rounds < 1 or steps_per_round < 1:
-        raise ValueError("rounds and steps per round must be at least 1")
-    names = list(steps)
-    for name in names:
+    _check(rounds, steps_per_round)
+    for step in steps.values():
         for _ in range(warmup):
-            steps[name]()
+            step()
     sync()
-    result = Interleaved(names, {n: [] for n in names})
-    for r in range(rounds):
-        shift = r % len(names)
-        this_round: dict[str, float] = {}
-        for name in names[shift:] + names[:shift]:
-            fn = steps[name]
-            sync()
-            t0 = time.perf_counter()
-            for _ in range(steps_per_round):
-                fn()
-            sync()
-            this_round[name] = (time.perf_counter() - t0) / steps_per_round
-        for name in names:
-            result.seconds[name].append(this_round[name])
-        if on_round is not None:
-            on_round(r, this_round)
-    return result
+    return _rounds(list(steps), lambda name: time_block(steps[name], steps_per_round, sync), rounds, on_round)
 
 
 def _worker(build: Callable[[], tuple[Callable[[], object], Callable[[], None], Callable[[], dict]]], conn,
@@ -92,12 +117,7 @@ def _worker(build: Callable[[], tuple[Callable[[], object], Callable[[], None], 
             if n is None:
                 conn.send(("done", finish()))
                 return
-            sync()
-            t0 = time.perf_counter()
-            for _ in range(n):
-                step()
-            sync()
-            conn.send(("time", (time.perf_counter() - t0) / n))
+            conn.send(("time", time_block(step, n, sync)))
     except BaseException as e:  # the parent reports it; a worker must not hang its parent
         conn.send(("error", f"{type(e).__name__}: {e}"))
 
@@ -119,8 +139,7 @@ def interleave_processes(
     process works at a time; the others wait for their turn. Fork before the parent computes
     anything with torch (its thread pool does not survive a fork).
     """
-    if rounds < 1 or steps_per_round < 1:
-        raise ValueError("rounds and steps per round must be at least 1")
+    _check(rounds, steps_per_round)
     ctx = multiprocessing.get_context("fork")
     names = list(builders)
     conns, procs = {}, []
@@ -142,17 +161,12 @@ def interleave_processes(
         for name in names:  # build and warm up one at a time, as the rounds run
             conns[name].send("start")
             answer(name, "ready")
-        result = Interleaved(names, {n: [] for n in names})
-        for r in range(rounds):
-            shift = r % len(names)
-            this_round: dict[str, float] = {}
-            for name in names[shift:] + names[:shift]:
-                conns[name].send(steps_per_round)
-                this_round[name] = answer(name, "time")
-            for name in names:
-                result.seconds[name].append(this_round[name])
-            if on_round is not None:
-                on_round(r, this_round)
+
+        def block(name: str) -> float:
+            conns[name].send(steps_per_round)
+            return answer(name, "time")
+
+        result = _rounds(names, block, rounds, on_round)
         extras = {}
         for name in names:
             conns[name].send(None)

@@ -7,7 +7,6 @@ with every BN folded into its conv (what `nasgal train` evaluates with), interle
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -16,11 +15,10 @@ import torch
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]  # nasgal, _args
 
 from _args import add_network_args, network  # noqa: E402
-from _interleave import interleave, round_printer, summary  # noqa: E402
+from _interleave import interleave, machine, round_printer, summary  # noqa: E402
 
 from nasgal.compiler import compile_network  # noqa: E402
 from nasgal.compiler.fuse import folded_for_inference  # noqa: E402
-from nasgal.deploy.latency import machine_label  # noqa: E402
 from nasgal.engine.cpu import keep_freed_memory  # noqa: E402
 
 
@@ -60,8 +58,7 @@ def main() -> int:
                 torch.cuda.synchronize(device)
         return run
 
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"{net.name}, eval batch {args.batch}, {machine_label(device)}, load {load:.1f}", flush=True)
+    print(f"{net.name}, eval batch {args.batch}, {machine(device)}", flush=True)
     names = ["bn", "folded"]
     res = interleave({"bn": forward(model), "folded": forward(folded)}, rounds=args.rounds, steps_per_round=args.steps,
                      warmup=1, on_round=round_printer(names, "bn", args.batch))

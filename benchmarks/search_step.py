@@ -15,7 +15,6 @@ Needs only python3 and torch (nasgal itself).
 from __future__ import annotations
 
 import argparse
-import os
 import json
 import statistics
 import sys
@@ -30,8 +29,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 from _count import count_step  # noqa: E402
 from _reference_net import ReferenceFactorizedReduce  # noqa: E402
-from _interleave import interleave_processes, round_printer  # noqa: E402
-from nasgal.deploy.latency import machine_label  # noqa: E402
+from _interleave import interleave_processes, machine, round_printer  # noqa: E402
 from nasgal.compiler.ops import ReLUConvBN, build_op  # noqa: E402
 from nasgal.engine.cpu import keep_freed_memory  # noqa: E402
 from nasgal.search import architect  # noqa: E402
@@ -378,7 +376,7 @@ def main(argv=None) -> int:
     device = torch.device(args.device)
     space = default_space().resized(cells=args.cells, channels=args.channels, nodes=args.nodes)
     print(
-        f"device {device} ({machine_label(device)}, load {os.getloadavg()[0]:.1f}), torch {torch.__version__}; "
+        f"device {device} ({machine(device)}), torch {torch.__version__}; "
         f"C={args.channels} cells={args.cells} batch={args.batch} size={args.size} order={args.order} "
         f"K={args.partial_channels} bf16={args.bf16} channels_last={args.channels_last} capture={args.capture} "
         f"recompute={args.recompute}",

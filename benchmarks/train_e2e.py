@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -29,7 +28,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 from _args import add_network_args, network  # noqa: E402
 
 from nasgal.compiler import compile_network  # noqa: E402
-from nasgal.deploy.latency import machine_label  # noqa: E402
+from _interleave import machine  # noqa: E402
 from nasgal.engine.optim import sgd  # noqa: E402
 from nasgal.progress import Reporter  # noqa: E402
 from nasgal.train import resolve_config, train  # noqa: E402
@@ -74,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     net = network(args)
     cfg = resolve_config("paper", epochs=1, subset=args.subset, batch_size=args.batch, device="cpu")
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"{net.name}, batch {args.batch}, {args.subset} images, {machine_label('cpu')}, load {load:.1f}", flush=True)
+    print(f"{net.name}, batch {args.batch}, {args.subset} images, {machine('cpu')}", flush=True)
     rows = []
     for r in range(args.rounds):
         with tempfile.TemporaryDirectory() as tmp:

@@ -18,7 +18,6 @@ medians; ``--json`` prints one JSON object instead.
 from __future__ import annotations
 
 import argparse
-import os
 import json
 import sys
 import time
@@ -32,11 +31,10 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 from _count import count_step  # noqa: E402
 from _args import add_device_args, add_network_args, network  # noqa: E402
 from _reference_net import ReferenceNetwork  # noqa: E402
-from _interleave import interleave_processes, round_printer, summary  # noqa: E402
+from _interleave import interleave_processes, machine, round_printer, summary  # noqa: E402
 
 import nasgal  # noqa: E402
 from nasgal.compiler import compile_network  # noqa: E402
-from nasgal.deploy.latency import machine_label  # noqa: E402
 from nasgal.engine.cpu import keep_freed_memory  # noqa: E402
 from nasgal.engine.optim import sgd  # noqa: E402
 from nasgal.train.step import TrainStep  # noqa: E402
@@ -45,13 +43,6 @@ from nasgal.train.step import TrainStep  # noqa: E402
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def machine(device: torch.device, threads: int) -> str:
-    """The machine, and the load average when the run starts (it decides how far a CPU figure
-    can be trusted)."""
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"{machine_label(device, threads)}, load {load:.1f}"
 
 
 def reference_step(model, device, grad_clip: float = 5.0):
