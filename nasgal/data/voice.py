@@ -23,6 +23,7 @@ built under a temporary name and renamed when complete, so a reader never sees h
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -39,7 +40,7 @@ import numpy as np
 import torch
 
 from ..progress import Reporter
-from ..spec.io import atomic_write_text
+from ..spec.io import atomic_write_bytes, atomic_write_text
 from .audio import AudioReadError, read_audio
 from .errors import DataError
 from .image_cache import format_bytes, resolve_budget
@@ -335,10 +336,9 @@ def _finish(tmp: Path, key: str, source: Source, settings: VoiceSettings, chosen
     train_rows = split == SPLIT_CODES["train"]
     mean, square = rows["moments"][train_rows].mean(0) if train_rows.any() else (0.5, 0.3)
     std = float(np.sqrt(max(square - mean * mean, 1e-6)))
-    tmp_index = tmp / f".{PIECE_INDEX}.tmp"
-    with open(tmp_index, "wb") as f:
-        np.savez(f, label=label, split=split, utterance=utterance, offset=rows["offset"])
-    os.replace(tmp_index, tmp / PIECE_INDEX)
+    index = io.BytesIO()
+    np.savez(index, label=label, split=split, utterance=utterance, offset=rows["offset"])
+    atomic_write_bytes(tmp / PIECE_INDEX, index.getvalue())
     manifest = {
         "format": VOICE_FORMAT,
         "key": key,
