@@ -36,12 +36,14 @@ class _NormaliseKeepOutput(torch.autograd.Function):
     def backward(ctx, dy: torch.Tensor):
         y, invstd, zeros, ones = ctx.saved_tensors
         dx, _, _ = torch.ops.aten.native_batch_norm_backward(
-            dy.contiguous(memory_format=_format_of(y)), y, invstd, None, None, zeros, ones, True, ctx.eps, [True, False, False],
+            dy.contiguous(memory_format=memory_format_of(y)), y, invstd, None, None, zeros, ones, True, ctx.eps, [True, False, False],
         )
         return dx, None, None, None, None, None, None
 
 
-def _format_of(t: torch.Tensor) -> torch.memory_format:
+def memory_format_of(t: torch.Tensor) -> torch.memory_format:
+    """channels_last when ``t`` is laid out so (and not also plain contiguous), else contiguous:
+    the layout a copy of ``t`` should keep."""
     return torch.channels_last if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous() else torch.contiguous_format
 
 

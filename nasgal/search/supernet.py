@@ -46,7 +46,7 @@ from ..compiler.ops import build_op, odd_grid
 from ..errors import NasgalError
 from ..spec.space import SearchSpace
 from ..spec.stem import stem_layers
-from .bn import KeepOutputBatchNorm2d
+from .bn import KeepOutputBatchNorm2d, memory_format_of
 
 Arch = Mapping[str, torch.Tensor]
 
@@ -58,12 +58,6 @@ def _geometry(op: str) -> tuple[str, int, int] | None:
             k = int(op[len(kind):].split("x")[0])
             return kind[:3], k, dil
     return None
-
-
-def _layout(x: torch.Tensor) -> torch.memory_format:
-    """channels_last when ``x`` is, else contiguous: a copy keeps the layout its input has."""
-    return torch.channels_last if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last) \
-        else torch.contiguous_format
 
 
 def grouped_pointwise(x: torch.Tensor, weight: torch.Tensor, groups: int, stride: int = 1) -> torch.Tensor:
@@ -251,7 +245,7 @@ class SourceBatch(nn.Module):
         if self.fr_col is not None:
             a = grouped_pointwise(r, self.fr1.weight, n_s, 2).unflatten(1, (n_s, n_t, 1, c // 2))
             # the stride-2 conv of the shifted input reads exactly the odd grid (no full-size shifted copy)
-            b = grouped_pointwise(odd_grid(r).contiguous(memory_format=_layout(r)), self.fr2.weight, n_s, 1)
+            b = grouped_pointwise(odd_grid(r).contiguous(memory_format=memory_format_of(r)), self.fr2.weight, n_s, 1)
             b = b.unflatten(1, (n_s, n_t, 1, c // 2))
             add(self.fr_bn(torch.cat([a, b], dim=3).flatten(1, 4)))
         if self.generic:
