@@ -12,7 +12,8 @@ shows in the ratio:
 - the stem is conv 3x3 + BN, the head global average pooling and a linear layer.
 
 The op modules themselves (separable, dilated, pooling, ReLU-conv-BN) are nasgal's, which
-equal the reference's layer for layer (the parameter-count oracle tests check them). CIFAR
+equal the reference's layer for layer (the parameter-count oracle tests check them), with
+torch's own depthwise convs put back in place of nasgal's (:func:`torch_convs`). CIFAR
 stem only; no auxiliary head (the benchmark network has none).
 """
 
@@ -21,10 +22,25 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nasgal.compiler.depthwise import DepthwiseConv2d
 from nasgal.compiler.ops import ReLUConvBN, build_op, shifted_by_one
 from nasgal.spec.cell import INPUTS
 from nasgal.spec.network import Network
 from nasgal.spec.plan import plan_network
+
+
+def torch_convs(module: nn.Module) -> nn.Module:
+    """``module`` with every nasgal depthwise conv replaced by a plain ``nn.Conv2d`` holding the
+    same weight (what the reference code runs: torch's own backward)."""
+    for name, child in list(module.named_children()):
+        if isinstance(child, DepthwiseConv2d):
+            conv = nn.Conv2d(child.in_channels, child.out_channels, child.kernel_size, child.stride, child.padding,
+                             child.dilation, child.groups, bias=False)
+            conv.weight = child.weight
+            setattr(module, name, conv)
+        else:
+            torch_convs(child)
+    return module
 
 
 class ReferenceFactorizedReduce(nn.Module):
@@ -51,7 +67,7 @@ class ReferenceCell(nn.Module):
         self.pre0 = ReferenceFactorizedReduce(plan.c_in[0], plan.c) if plan.pre[0] == "fr" else \
             ReLUConvBN(plan.c_in[0], plan.c)
         self.pre1 = ReLUConvBN(plan.c_in[1], plan.c)
-        self.edges = nn.ModuleDict({str(e.index): build_op(e.op, plan.c, e.stride) for e in plan.edges})
+        self.edges = nn.ModuleDict({str(e.index): torch_convs(build_op(e.op, plan.c, e.stride)) for e in plan.edges})
         self.node_edges = [[(str(e.index), e.src, e.op == "skip_connect" and e.stride == 1)
                             for e in plan.edges if e.dst == n] for n in plan.live]
         self.nodes = list(plan.live)

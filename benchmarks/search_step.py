@@ -28,7 +28,7 @@ from torch import nn
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]  # nasgal, _count
 
 from _count import count_step  # noqa: E402
-from _reference_net import ReferenceFactorizedReduce  # noqa: E402
+from _reference_net import ReferenceFactorizedReduce, torch_convs  # noqa: E402
 from _interleave import interleave_processes, machine, round_printer  # noqa: E402
 from nasgal.compiler.ops import ReLUConvBN, build_op  # noqa: E402
 from nasgal.engine.cpu import keep_freed_memory  # noqa: E402
@@ -48,7 +48,7 @@ class PlainMixedOp(nn.Module):
             if op == "skip_connect" and stride == 2:  # the reference's FactorizedReduce
                 m = ReferenceFactorizedReduce(c, c, affine=False)
             else:
-                m = build_op(op, c, stride, affine=False)
+                m = torch_convs(build_op(op, c, stride, affine=False))
             if "pool" in op:
                 m = nn.Sequential(m, nn.BatchNorm2d(c, affine=False))
             self.ops.append(m)

@@ -144,6 +144,10 @@ def test_reference_style_network_computes_what_the_compiled_network_computes():
     ours = compile_network(net).double()
     ref = ref_mod.ReferenceNetwork(net).double()
     ref.load_state_dict(ours.state_dict(), strict=True)
+    from nasgal.compiler.depthwise import DepthwiseConv2d
+
+    assert any(isinstance(m, DepthwiseConv2d) for m in ours.modules())
+    assert not any(isinstance(m, DepthwiseConv2d) for m in ref.modules())  # the reference runs torch's convs
     x = torch.randn(4, 1, 16, 16, dtype=torch.double)
     for train in (True, False):
         ours.train(train)

@@ -1,0 +1,131 @@
+"""Depthwise convolutions with a faster backward on the CPU.
+
+On the CPU, torch's depthwise convolution (oneDNN) runs its forward fast but its backward
+slowly, and very slowly with dilation or a 5x5 kernel: measured on 2 cores (16 images of
+32x32, 128 channels) a dilated 5x5 conv takes 1.3 ms forward but 46 ms for the input's
+gradient and 31 ms for the weight's. Both gradients are themselves convolutions that run
+on oneDNN's fast forward path:
+
+* the input's gradient of a stride-1 conv is the same depthwise conv of the output's
+  gradient with the kernel flipped (a "full" correlation), summed over the channel
+  multiplier when one input channel feeds several outputs: 1.7 ms instead of 46;
+* the weight's gradient ``dW[o, i, j] = sum_b sum_hw xpad[b, o/m, i*d + h*s, j*d + w*s] *
+  dY[b, o, h, w]`` is a conv of the input (its images side by side as channels) with the
+  output's gradient as the kernel: the conv's stride is the kernel's dilation and its
+  dilation the conv's stride, and the images are summed afterwards: 4 ms instead of 31.
+
+Where torch's own backward is as fast (a plain 3x3 kernel without dilation, most strided
+convs) it is kept; the choice is :func:`_weight_grad_by_conv` and :func:`_input_grad_by_conv`,
+from measurements on this kind of machine (``benchmarks/depthwise.py``). Off the CPU
+(cuDNN's depthwise backward is fast), without gradients, and under ``torch.compile``,
+``torch.export`` (ONNX) or tracing, this is plain ``F.conv2d``.
+
+No library provides this: it is written here. Both gradients are made of differentiable
+ops, so double backward works.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_Pair = tuple[int, int]
+
+
+def _input_grad_by_conv(stride: _Pair, padding: _Pair, dilation: _Pair, kernel: _Pair) -> bool:
+    """The flipped-kernel conv gives the input's gradient for stride 1 with padding no wider than
+    the kernel's reach (a strided conv's would need the gradient spread out with zeros first)."""
+    return stride == (1, 1) and all(p <= d * (k - 1) for p, d, k in zip(padding, dilation, kernel))
+
+
+def _weight_grad_by_conv(stride: _Pair, dilation: _Pair, kernel: _Pair, multiplier: int, nchw: bool) -> bool:
+    """Measured (2 cores, oneDNN): at stride 1 torch's weight gradient is as fast only for a plain
+    3x3 kernel without dilation and one output per input channel, elsewhere the conv below is
+    1.3-8x faster; strided, it pays only with dilation, or with a 5x5 kernel on NCHW input
+    (channels_last input needs a copy first), and not with a channel multiplier."""
+    plain = max(kernel) <= 3 and dilation == (1, 1)
+    if stride == (1, 1):
+        return not plain or multiplier > 1
+    return multiplier == 1 and (dilation != (1, 1) or (max(kernel) > 3 and nchw))
+
+
+class _DepthwiseConv2d(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, stride, padding, dilation):
+        ctx.save_for_backward(x, weight)
+        ctx.conf = (stride, padding, dilation)
+        return F.conv2d(x, weight, None, stride, padding, dilation, x.shape[1])
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        stride, padding, dilation = ctx.conf
+        return (*depthwise_grads(grad, x, weight, stride, padding, dilation, ctx.needs_input_grad[:2]), None, None, None)
+
+
+def depthwise_grads(grad, x, weight, stride, padding, dilation, needs=(True, True)):
+    """The input's and the weight's gradients of ``F.conv2d(x, weight, groups=channels of x)``
+    (None where not needed)."""
+    c_in, c_out = x.shape[1], weight.shape[0]
+    m = c_out // c_in
+    kernel = tuple(weight.shape[-2:])
+    native = [
+        needs[0] and not _input_grad_by_conv(stride, padding, dilation, kernel),
+        needs[1] and not _weight_grad_by_conv(stride, dilation, kernel, m, x.is_contiguous()),
+    ]
+    gx = gw = None
+    if any(native):
+        gx, gw, _ = torch.ops.aten.convolution_backward(
+            grad, x, weight, None, stride, padding, dilation, False, [0, 0], c_in, [native[0], native[1], False]
+        )
+    if needs[0] and not native[0]:
+        pad = [d * (k - 1) - p for p, d, k in zip(padding, dilation, kernel)]
+        full = F.conv2d(grad, weight.flip(-2, -1), None, 1, pad, dilation, c_out)  # [B, c_out, H, W]
+        gx = full if m == 1 else full.unflatten(1, (c_in, m)).sum(2)
+        gx = gx.contiguous(memory_format=_layout(x))
+    if needs[1] and not native[1]:
+        gw = _weight_grad(grad, x, kernel, stride, padding, dilation)
+    return gx, gw
+
+
+def _layout(t: torch.Tensor) -> torch.memory_format:
+    cl = t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+    return torch.channels_last if cl else torch.contiguous_format
+
+
+def _weight_grad(grad, x, kernel, stride, padding, dilation):
+    """``dW`` as one grouped conv: the B*c_in image channels convolved with the B*c_out gradient
+    maps as kernels (stride = the kernel's dilation, dilation = the conv's stride)."""
+    B, c_in, H, W = x.shape
+    c_out, Ho, Wo = grad.shape[1:]
+    xs = x.contiguous().view(1, B * c_in, H, W)
+    gs = grad.contiguous().view(B * c_out, 1, Ho, Wo)
+    dw = F.conv2d(xs, gs, None, dilation, padding, stride, B * c_in)  # [1, B*c_out, >=kh, >=kw]
+    return dw.view(B, c_out, *dw.shape[-2:])[:, :, : kernel[0], : kernel[1]].sum(0).unsqueeze(1)
+
+
+def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, stride: _Pair = (1, 1), padding: _Pair = (0, 0),
+                     dilation: _Pair = (1, 1)) -> torch.Tensor:
+    """``F.conv2d(x, weight, stride=..., padding=..., dilation=..., groups=x.shape[1])`` (no bias,
+    numeric padding); on the CPU with the faster backward."""
+    plain = (x.device.type != "cpu" or not torch.is_grad_enabled() or not (x.requires_grad or weight.requires_grad)
+             or torch.compiler.is_compiling() or torch.jit.is_tracing())  # exporters and compilers see torch's conv
+    if plain:
+        return F.conv2d(x, weight, None, stride, padding, dilation, x.shape[1])
+    if torch.is_autocast_enabled("cpu"):  # what autocast does to a conv's inputs, done before the Function
+        dtype = torch.get_autocast_dtype("cpu")
+        x, weight = x.to(dtype), weight.to(dtype)
+    return _DepthwiseConv2d.apply(x, weight, tuple(stride), tuple(padding), tuple(dilation))
+
+
+class DepthwiseConv2d(nn.Conv2d):
+    """An ``nn.Conv2d`` with ``groups == in_channels`` (same parameters, same state dict) whose
+    backward on the CPU is :func:`depthwise_conv2d`'s."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1):
+        super().__init__(c_in, c_out, kernel, stride=stride, padding=padding, dilation=dilation, groups=c_in, bias=False)
+
+    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        assert bias is None and self.padding_mode == "zeros"
+        return depthwise_conv2d(input, weight, self.stride, self.padding, self.dilation)  # type: ignore[arg-type]
