@@ -87,6 +87,29 @@ def test_batched_supernet_equals_a_plain_darts_supernet(update, size, partial):
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.parametrize("partial", [1, 2])
+def test_stage1_convs_with_copied_sources_equal_the_channel_multiplier_convs(partial):
+    """The CPU layout of the supernet's first depthwise convs (each source copied per target)
+    and the other devices' (a channel multiplier) give the same logits and the same gradients
+    of every weight and of α."""
+    from nasgal.search.supernet import SourceBatch
+
+    torch.manual_seed(0)
+    space = default_space().resized(cells=3, channels=8)
+    model = Supernet(space, 3, 5, partial=partial).double()
+    arch = Architecture(space, partial).double()
+    x = torch.randn(2, 3, 9, 9, dtype=torch.double)
+    results = []
+    for expand in (True, False):
+        for m in model.modules():
+            if isinstance(m, SourceBatch):
+                m.expand_sources = expand
+        y = model(x, arch.as_dict())
+        results.append([y, *torch.autograd.grad(y.square().sum(), [*model.parameters(), *arch.parameters()])])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b)
+
+
 def test_partial_channels_and_stride2_stem_run_forward_and_backward():
     space = default_space().resized(cells=3, channels=8, stem="stride2")
     model = Supernet(space, 1, 4, partial=4)

@@ -93,6 +93,9 @@ class SourceBatch(nn.Module):
         super().__init__()
         self.ops, self.c, self.n_s, self.n_t, self.stride = list(ops), c, n_s, n_t, stride
         self.recompute = False
+        #: Stage-1 depthwise convs on the sources copied once per target (True) or with a channel
+        #: multiplier (False); None: copied on the CPU only (see _stage1). Same numbers either way.
+        self.expand_sources: bool | None = None
         n_e = n_s * n_t
         self.pools: list[tuple[int, str]] = []  # (op column, 'max'|'avg')
         self.skip_col: int | None = None  # identity skip (stride 1)
@@ -184,9 +187,17 @@ class SourceBatch(nn.Module):
         """Every stage-1 depthwise conv, regrouped per (op, edge), then all first pointwise convs."""
         n_s, n_t, c = self.n_s, self.n_t, self.c
         B, _, H, W = r.shape
-        # Every source channel once per target, in (s, t, c) order, so that each conv has one
-        # output per input channel: oneDNN runs that 2-4x faster forward and backward than
-        # the same conv with a channel multiplier (benchmarks/depthwise.py), copy included.
+        expand = self.expand_sources if self.expand_sources is not None else r.device.type == "cpu"
+        if not expand:  # one conv per geometry with n_t outputs per channel, regrouped after
+            d = torch.stack(
+                [conv._conv_forward(r, w, None).unflatten(1, (n_s, c, n_t)).transpose(2, 3) for conv, w in zip(self.dw1, dw1)],
+                dim=1,
+            )
+            return grouped_pointwise(d.flatten(1, 4), pw1, self.pw1.groups)  # [B, G*n_e*c, H', W']
+        # On the CPU, every source channel once per target, in (s, t, c) order, so that each
+        # conv has one output per input channel: oneDNN runs that 2-4x faster forward and
+        # backward than the same conv with a channel multiplier (benchmarks/depthwise.py), the
+        # copy included. (It keeps n_t times the ReLU's output for backward.)
         rx = r.unflatten(1, (n_s, 1, c)).expand(B, n_s, n_t, c, H, W).reshape(B, n_s * n_t * c, H, W)
         rx = rx.contiguous(memory_format=memory_format_of(r))
         d = []
