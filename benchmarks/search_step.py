@@ -31,6 +31,7 @@ from _count import count_step  # noqa: E402
 from _reference_net import ReferenceFactorizedReduce, torch_convs  # noqa: E402
 from _interleave import interleave_processes, machine, round_printer  # noqa: E402
 from nasgal.compiler.ops import ReLUConvBN, build_op  # noqa: E402
+from nasgal.compiler.depthwise import other_device_paths  # noqa: E402
 from nasgal.engine.cpu import keep_freed_memory  # noqa: E402
 from nasgal.search import architect  # noqa: E402
 from nasgal.search.space import SearchSpace, default_space  # noqa: E402
@@ -340,6 +341,18 @@ def count_main(space, args, device) -> int:
     return 0
 
 
+def count_or_saved(space, args, device) -> int:
+    """``--saved`` or ``--count``."""
+    if args.count:
+        return count_main(space, args, device)
+    a, w = saved_gib(*nasgal_nets(space, args), args, device)
+    print(f"nasgal     saved for backward: alpha step {a:.2f} GiB, weight step {w:.2f} GiB", flush=True)
+    if args.reference:
+        a, w = saved_gib(*reference_nets(space, args), args, device, True)
+        print(f"reference  saved for backward: alpha step {a:.2f} GiB, weight step {w:.2f} GiB", flush=True)
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cells", type=int, default=8)
@@ -361,6 +374,8 @@ def main(argv=None) -> int:
                    help="only print the GiB autograd keeps for backward in each step (no timing; any device)")
     p.add_argument("--count", action="store_true",
                    help="only count one step's kernels, bytes moved, FLOPs, host syncs and host tensors (no timing; any device)")
+    p.add_argument("--cpu-paths", action="store_true",
+                   help="with --saved/--count on the CPU: count the CPU's own code paths, not those a GPU runs")
     p.add_argument("--reference", action="store_true", help="also time the plain reference-style supernet")
     p.add_argument("--reference-only", action="store_true", help="time only the plain reference-style supernet")
     p.add_argument("--profile", type=int, default=0, metavar="N",
@@ -383,15 +398,11 @@ def main(argv=None) -> int:
         flush=True,
     )
     torch.manual_seed(0)
-    if args.saved:
-        a, w = saved_gib(*nasgal_nets(space, args), args, device)
-        print(f"nasgal     saved for backward: alpha step {a:.2f} GiB, weight step {w:.2f} GiB", flush=True)
-        if args.reference:
-            a, w = saved_gib(*reference_nets(space, args), args, device, True)
-            print(f"reference  saved for backward: alpha step {a:.2f} GiB, weight step {w:.2f} GiB", flush=True)
-        return 0
-    if args.count:
-        return count_main(space, args, device)
+    if (args.saved or args.count) and not args.cpu_paths:
+        with other_device_paths():  # what a GPU runs, counted here
+            return count_or_saved(space, args, device)
+    if args.saved or args.count:
+        return count_or_saved(space, args, device)
     impls = []
     if not args.reference_only:
         impls.append("nasgal")

@@ -81,3 +81,40 @@ def test_module_is_a_conv2d_with_the_same_state_dict():
     torch.testing.assert_close(ours(x), plain(x))
     with torch.no_grad():  # no gradient wanted: torch's conv itself
         torch.testing.assert_close(ours(x), plain(x))
+
+
+def test_other_devices_paths_run_torchs_conv_on_the_cpu():
+    from nasgal.compiler.depthwise import cpu_paths, other_device_paths
+
+    x = torch.randn(1, 2, 5, 5, requires_grad=True)
+    w = torch.randn(2, 1, 3, 3)
+    assert cpu_paths(x)
+    assert "DepthwiseConv2d" in type(depthwise_conv2d(x, w, (1, 1), (1, 1)).grad_fn).__name__
+    with other_device_paths():
+        assert not cpu_paths(x)
+        assert "Convolution" in type(depthwise_conv2d(x, w, (1, 1), (1, 1)).grad_fn).__name__
+    assert cpu_paths(x)
+
+
+def test_cli_switch_and_environment_turn_the_cpu_paths_off(tmp_path):
+    """``nasgal --torch-kernels`` in this process; ``NASGAL_CPU_PATHS=0`` in a fresh one."""
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    from nasgal.cli.main import app
+    from nasgal.compiler.depthwise import cpu_paths, use_cpu_paths
+
+    x = torch.zeros(1)
+    try:
+        res = CliRunner().invoke(app, ["--torch-kernels", "genotypes"])
+        assert res.exit_code == 0, res.output
+        assert not cpu_paths(x)
+    finally:
+        use_cpu_paths(True)
+    probe = "import torch; from nasgal.compiler.depthwise import cpu_paths; print(cpu_paths(torch.zeros(1)))"
+    for value, expected in (("0", "False"), ("1", "True")):
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                             env={**__import__("os").environ, "NASGAL_CPU_PATHS": value}).stdout.strip()
+        assert out == expected

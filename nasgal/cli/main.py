@@ -60,11 +60,19 @@ def _root(
         "--release-memory",
         help="CPU runs: return freed memory to the system every step (the C library's default) instead of "
              "keeping it for the next step; slower, holds less memory. Also NASGAL_KEEP_MEMORY=0.")] = False,
+    torch_kernels: Annotated[bool, typer.Option(
+        "--torch-kernels",
+        help="CPU runs: torch's own depthwise-convolution backward and the supernet's GPU layout instead of "
+             "nasgal's faster CPU paths (same numbers, slower). Also NASGAL_CPU_PATHS=0.")] = False,
     version: Annotated[
         Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = None,
 ) -> None:
     _state["debug"] = debug
+    if torch_kernels:
+        from ..compiler.depthwise import use_cpu_paths
+
+        use_cpu_paths(False)
     if release_memory:
         from ..engine.cpu import release_memory as leave_allocator_alone
 

@@ -18,7 +18,8 @@ Where torch's own backward is as fast (a plain 3x3 kernel without dilation, most
 convs) it is kept; the choice is :func:`_weight_grad_by_conv` and :func:`_input_grad_by_conv`,
 from measurements on this kind of machine (``benchmarks/depthwise.py``). Off the CPU
 (cuDNN's depthwise backward is fast), without gradients, and under ``torch.compile``,
-``torch.export`` (ONNX) or tracing, this is plain ``F.conv2d``.
+``torch.export`` (ONNX) or tracing, this is plain ``F.conv2d``; ``nasgal --torch-kernels``
+(or ``NASGAL_CPU_PATHS=0``) makes it so on the CPU too.
 
 No library provides this: it is written here. Both gradients are made of differentiable
 ops, so double backward works.
@@ -26,11 +27,42 @@ ops, so double backward works.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 _Pair = tuple[int, int]
+#: ``NASGAL_CPU_PATHS=0`` (or ``nasgal --torch-kernels``) runs the other devices' code paths on the CPU too.
+ENV_SWITCH = "NASGAL_CPU_PATHS"
+_state = {"cpu_paths": os.environ.get(ENV_SWITCH, "1").strip().lower() not in {"0", "no", "false", "off"}}
+
+
+def cpu_paths(t: torch.Tensor) -> bool:
+    """Whether the CPU-only code paths (this module's backward, the supernet's copied sources)
+    apply to a tensor: it is on the CPU and :func:`other_device_paths` is not in force."""
+    return t.device.type == "cpu" and _state["cpu_paths"]
+
+
+def use_cpu_paths(on: bool) -> None:
+    """Switch the CPU-only code paths on or off in this process (for benchmarks and tests; they
+    give the same numbers either way)."""
+    _state["cpu_paths"] = on
+
+
+@contextmanager
+def other_device_paths() -> Iterator[None]:
+    """Run the code paths other devices take, on the CPU too: for counting on a CPU what a GPU
+    would run (``benchmarks/search_step.py --count``/``--saved``) and for tests."""
+    before = _state["cpu_paths"]
+    use_cpu_paths(False)
+    try:
+        yield
+    finally:
+        use_cpu_paths(before)
 
 
 def _input_grad_by_conv(stride: _Pair, padding: _Pair, dilation: _Pair, kernel: _Pair) -> bool:
@@ -109,7 +141,7 @@ def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, stride: _Pair = (1, 
                      dilation: _Pair = (1, 1)) -> torch.Tensor:
     """``F.conv2d(x, weight, stride=..., padding=..., dilation=..., groups=x.shape[1])`` (no bias,
     numeric padding); on the CPU with the faster backward."""
-    plain = (x.device.type != "cpu" or not torch.is_grad_enabled() or not (x.requires_grad or weight.requires_grad)
+    plain = (not cpu_paths(x) or not torch.is_grad_enabled() or not (x.requires_grad or weight.requires_grad)
              or torch.compiler.is_compiling() or torch.jit.is_tracing())  # exporters and compilers see torch's conv
     if plain:
         return F.conv2d(x, weight, None, stride, padding, dilation, x.shape[1])

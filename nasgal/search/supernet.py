@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..compiler.depthwise import depthwise_conv2d
+from ..compiler.depthwise import cpu_paths, depthwise_conv2d
 from ..compiler.network import stem_modules
 from ..compiler.ops import build_op, odd_grid
 from ..errors import NasgalError
@@ -93,9 +93,6 @@ class SourceBatch(nn.Module):
         super().__init__()
         self.ops, self.c, self.n_s, self.n_t, self.stride = list(ops), c, n_s, n_t, stride
         self.recompute = False
-        #: Stage-1 depthwise convs on the sources copied once per target (True) or with a channel
-        #: multiplier (False); None: copied on the CPU only (see _stage1). Same numbers either way.
-        self.expand_sources: bool | None = None
         n_e = n_s * n_t
         self.pools: list[tuple[int, str]] = []  # (op column, 'max'|'avg')
         self.skip_col: int | None = None  # identity skip (stride 1)
@@ -187,8 +184,7 @@ class SourceBatch(nn.Module):
         """Every stage-1 depthwise conv, regrouped per (op, edge), then all first pointwise convs."""
         n_s, n_t, c = self.n_s, self.n_t, self.c
         B, _, H, W = r.shape
-        expand = self.expand_sources if self.expand_sources is not None else r.device.type == "cpu"
-        if not expand:  # one conv per geometry with n_t outputs per channel, regrouped after
+        if not cpu_paths(r):  # one conv per geometry with n_t outputs per channel, regrouped after
             d = torch.stack(
                 [conv._conv_forward(r, w, None).unflatten(1, (n_s, c, n_t)).transpose(2, 3) for conv, w in zip(self.dw1, dw1)],
                 dim=1,
