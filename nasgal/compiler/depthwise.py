@@ -115,13 +115,15 @@ def depthwise_grads(grad, x, weight, stride, padding, dilation, needs=(True, Tru
         pad = [d * (k - 1) - p for p, d, k in zip(padding, dilation, kernel)]
         full = F.conv2d(grad, weight.flip(-2, -1), None, 1, pad, dilation, c_out)  # [B, c_out, H, W]
         gx = full if m == 1 else full.unflatten(1, (c_in, m)).sum(2)
-        gx = gx.contiguous(memory_format=_layout(x))
+        gx = gx.contiguous(memory_format=memory_format_of(x))
     if needs[1] and not native[1]:
         gw = _weight_grad(grad, x, kernel, stride, padding, dilation)
     return gx, gw
 
 
-def _layout(t: torch.Tensor) -> torch.memory_format:
+def memory_format_of(t: torch.Tensor) -> torch.memory_format:
+    """channels_last when ``t`` is laid out so (and not also plain contiguous), else contiguous:
+    the layout a copy of ``t`` should keep."""
     cl = t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
     return torch.channels_last if cl else torch.contiguous_format
 

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from ..compiler.depthwise import memory_format_of
+
 class _NormaliseKeepOutput(torch.autograd.Function):
     """Both passes are torch's fused BN kernels: the forward as it is; the backward is the
     affine BN backward evaluated at "input" x̂ with mean 0, 1/σ = 1 and weight 1/σ, which is
@@ -39,12 +41,6 @@ class _NormaliseKeepOutput(torch.autograd.Function):
             dy.contiguous(memory_format=memory_format_of(y)), y, invstd, None, None, zeros, ones, True, ctx.eps, [True, False, False],
         )
         return dx, None, None, None, None, None, None
-
-
-def memory_format_of(t: torch.Tensor) -> torch.memory_format:
-    """channels_last when ``t`` is laid out so (and not also plain contiguous), else contiguous:
-    the layout a copy of ``t`` should keep."""
-    return torch.channels_last if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous() else torch.contiguous_format
 
 
 class KeepOutputBatchNorm2d(nn.BatchNorm2d):

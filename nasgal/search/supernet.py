@@ -41,13 +41,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..compiler.depthwise import cpu_paths, depthwise_conv2d
+from ..compiler.depthwise import cpu_paths, depthwise_conv2d, memory_format_of
 from ..compiler.network import stem_modules
 from ..compiler.ops import build_op, odd_grid
 from ..errors import NasgalError
 from ..spec.space import SearchSpace
 from ..spec.stem import stem_layers
-from .bn import KeepOutputBatchNorm2d, memory_format_of
+from .bn import KeepOutputBatchNorm2d
 
 Arch = Mapping[str, torch.Tensor]
 
