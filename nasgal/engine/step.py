@@ -176,7 +176,7 @@ class CapturedStep:
 @torch.no_grad()
 def evaluate(
     model: nn.Module, loader, precision: str = "fp32", device: torch.device = torch.device("cpu"),
-    fold: bool = True,
+    fold: bool = True, call: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[float, float]:
     """(mean loss, accuracy) of ``model`` in eval mode over ``loader``; under torchrun each
     process evaluates its shard (a loader built with its rank) and the sums are added, so the
@@ -184,7 +184,9 @@ def evaluate(
 
     ``fold``: run an inference copy with each BN folded into its conv
     (:func:`~nasgal.compiler.fuse.folded_for_inference`), one pass over every feature map
-    fewer; the logits equal the unfolded model's up to float rounding.
+    fewer; the logits equal the unfolded model's up to float rounding. ``call(net, x)``: how to
+    get the logits (default ``net(x)``, without an auxiliary head's), e.g. the supernet's
+    ``net(x, arch)``.
     """
     was_training = model.training
     model.eval()
@@ -192,7 +194,7 @@ def evaluate(
     stats = torch.zeros(3, device=device)
     for x, y in loader:
         with autocast(device, precision):
-            logits, _ = split_output(net(x))
+            logits = call(net, x) if call is not None else split_output(net(x))[0]
         stats[0] += F.cross_entropy(logits.float(), y, reduction="sum")
         stats[1] += (logits.argmax(1) == y).sum()
         stats[2] += y.shape[0]

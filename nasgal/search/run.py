@@ -26,13 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from ..engine import distributed
 from ..engine.loop import Interrupted, Stage, run_stage
 from ..engine.optim import set_lr
-from ..engine.precision import autocast
 from ..engine.tracking import numbers
 from ..engine.rundir import environment, use_device, write_json, write_jsonl
+from ..engine.step import evaluate
 from ..runfiles import ALPHA_HISTORY, ENV, GENOTYPE, GENOTYPES, RESULTS, SPACE
 from ..errors import NasgalError
 from ..progress import Reporter
@@ -160,20 +159,13 @@ class SearchStage(Stage[Genotype]):
         self.history.append({"epoch": epoch + 1, **self.alphas()})
         return row
 
-    @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        self.model.eval()
-        stats = torch.zeros(3, device=self.device, dtype=torch.float64)  # [loss sum, correct, images]
+        """Validation loss and accuracy of the supernet under the current α (this process's
+        shard under torchrun, summed over the processes)."""
         arch = self.arch.as_dict(detach=True)
-        for x, y in self.eval_loader:  # this process's shard under torchrun
-            with autocast(self.device, self.config.precision):
-                logits = self.model(x, arch).float()
-            stats[0] += F.cross_entropy(logits, y, reduction="sum")
-            stats[1] += (logits.argmax(1) == y).sum()
-            stats[2] += y.shape[0]
-        self.model.train()
-        loss_sum, correct, seen = distributed.sum_(stats).tolist()
-        return {"val_loss": loss_sum / seen, "val_acc": correct / seen}
+        loss, acc = evaluate(self.model, self.eval_loader, self.config.precision, self.device, fold=False,
+                             call=lambda net, x: net(x, arch))
+        return {"val_loss": loss, "val_acc": acc}
 
     # Outputs ---------------------------------------------------------------------
     def weights(self, key: str) -> list[list[float]]:
