@@ -178,8 +178,9 @@ def test_explicit_train_test_layout_on_disk(tmp_path):
 def test_cache_is_reused_and_rebuilt_when_the_folder_changes(pets, tmp_path, decodes):
     first = load_dataset(pets, image_size=16, memory_budget=0)
     stamp = first.cache_path.stat().st_mtime_ns
+    inode = first.cache_path.stat().st_ino
     again = load_dataset(pets, image_size=16, memory_budget=0)
-    assert again.cache_path == first.cache_path and again.cache_path.stat().st_mtime_ns == stamp
+    assert again.cache_path == first.cache_path and again.cache_path.stat().st_ino == inode  # not rewritten
     assert decodes == [29]  # the second load decoded nothing
     assert torch.equal(again.images, first.images)
 
@@ -273,6 +274,49 @@ def test_cache_writes_go_through_a_temporary_file(pets, tmp_path, monkeypatch):
     assert final == disk.cache_path.name and final not in before
     assert len(before) == 1 and before[0].endswith(".tmp")
     assert _cache_files(tmp_path / "c") == [final]
+
+
+def test_cache_command_lists_and_clears_only_the_cache_files(pets, tmp_path, decodes):
+    """``nasgal datasets cache``: lists complete and unfinished cache files, least recently used
+    first; ``--older-than`` picks the stale ones; ``--clear`` deletes them and nothing else."""
+    from typer.testing import CliRunner
+
+    from nasgal.cli.main import app
+
+    folder = tmp_path / "c"
+    train = load_dataset(pets, split="train", image_size=16, memory_budget=0, cache_dir=folder).cache_path
+    test = load_dataset(pets, split="test", image_size=16, memory_budget=0, cache_dir=folder).cache_path
+    left = folder / f".{train.stem}.k1ll3d.tmp"  # what a killed write leaves
+    left.write_bytes(b"\0" * 10)
+    mine = folder / "notes.txt"  # not ours: never listed, never removed
+    mine.write_text("keep")
+    old = 1_000_000_000.0  # 2001: long unused
+    os.utime(train, (old, old))
+    run = CliRunner().invoke
+    listed = run(app, ["datasets", "cache", "--dir", str(folder)])
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    order = [next(i for i, line in enumerate(lines) if f.name in line) for f in (train, test, left)]
+    assert order[0] < min(order[1:]) and "unfinished" in lines[order[2]] and "notes.txt" not in listed.output
+    assert f"3 file(s), {image_cache.format_bytes(sum(f.stat().st_size for f in (train, test, left)))}" in listed.output
+
+    stale = run(app, ["datasets", "cache", "--dir", str(folder), "--older-than", "30", "--clear"])
+    assert stale.exit_code == 0 and "removed 1 file(s) unused for more than 30 days" in stale.output
+    assert not train.exists() and test.exists() and left.exists()
+    everything = run(app, ["datasets", "cache", "--dir", str(folder), "--clear"])
+    assert everything.exit_code == 0 and "removed 2 file(s)" in everything.output
+    assert _cache_files(folder) == ["notes.txt"]
+    assert "0 file(s), 0 B" in run(app, ["datasets", "cache", "--dir", str(tmp_path / "none")]).output
+    load_dataset(pets, split="train", image_size=16, memory_budget=0, cache_dir=folder)
+    assert decodes == [29, 7, 29]  # a cleared cache is decoded again
+
+
+def test_a_reused_cache_file_is_marked_as_used(pets, tmp_path):
+    first = load_dataset(pets, image_size=16, memory_budget=0).cache_path
+    os.utime(first, (1_000_000_000.0, 1_000_000_000.0))
+    load_dataset(pets, image_size=16, memory_budget=0)
+    [entry] = image_cache.cache_files(first.parent)
+    assert entry.path == first and entry.last_used > 1_000_000_000.0 + 86400 and not entry.partial
 
 
 def test_unusable_cache_folder_is_a_clear_error(pets, tmp_path):

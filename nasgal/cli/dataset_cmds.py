@@ -1,4 +1,5 @@
-"""`nasgal datasets`: build datasets from raw files (``prepare voice``) and synthesise test speech (``espeak``)."""
+"""`nasgal datasets`: build datasets from raw files (``prepare voice``), synthesise test speech
+(``espeak``), and list or clear the image cache (``cache``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from ..data.voice_config import VoiceSettings
 from .options import setting
 
 datasets_app = typer.Typer(
-    help="Build datasets from raw files: speech into spectrogram sets, and a small synthetic speech set.",
+    help="Build datasets from raw files (speech into spectrogram sets, a small synthetic speech set); "
+         "list or clear the image cache.",
     no_args_is_help=True,
 )
 prepare_app = typer.Typer(help="Turn raw files into a dataset that train, search, prune and run read.",
@@ -113,6 +115,46 @@ def espeak_cmd(
     files = synthesise_speech(out, speakers=speakers, utterances=utterances, seed=seed)
     sys.stdout.write(f"{sum(files.values())} files of {len(files)} speakers in {out}; "
                      f"prepare them with: nasgal datasets prepare voice {out} --out DIR\n")
+
+
+@datasets_app.command("cache")
+def cache_cmd(
+    folder: Annotated[Optional[Path], typer.Option(
+        "--dir", help="The cache folder (default: $NASGAL_DATA_CACHE, else ~/.cache/nasgal/image-cache).",
+        show_default=False)] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Delete the files listed (run it when no run is loading data).")] = False,
+    older_than: Annotated[Optional[float], typer.Option(
+        "--older-than", min=0, metavar="DAYS", help="Only files not used for more than DAYS days.", show_default=False)] = None,
+) -> None:
+    """List the image cache (decoded image folders too large for memory) and, with --clear, delete it."""
+    import time
+
+    from ..data.image_cache import cache_files, cache_folder, format_bytes, remove_cache_files
+    from .output import stdout_console, table as make_table
+
+    where = cache_folder(folder)
+    files = cache_files(where)
+    if older_than is not None:
+        files = [f for f in files if time.time() - f.last_used > older_than * 86400]
+    console = stdout_console()
+    if not console.is_terminal:
+        console.width = max(console.width, 140)  # whole file names in a log
+    total = format_bytes(sum(f.bytes for f in files))
+    scope = "" if older_than is None else f" unused for more than {older_than:g} days"
+    if clear:
+        n, freed = remove_cache_files(files)
+        console.print(f"removed {n} file(s){scope}, {format_bytes(freed)}, from {where}", markup=False, highlight=False)
+        return
+    if files:
+        t = make_table(console)
+        for col in ("file", "size", "last used", "note"):
+            t.add_column(col, justify="right" if col == "size" else "left")
+        for f in files:
+            t.add_row(f.path.name, format_bytes(f.bytes), time.strftime("%Y-%m-%d %H:%M", time.localtime(f.last_used)),
+                      "unfinished: being written, or left by a killed run" if f.partial else "")
+        console.print(t)
+    console.print(f"{len(files)} file(s){scope}, {total}, in {where}"
+                  + ("; delete them with: nasgal datasets cache --clear" if files else ""), markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

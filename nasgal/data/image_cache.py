@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -185,6 +186,7 @@ def cached_images(
     array = open_cache(path, shape)
     if array is not None:
         log.info("image cache %s: reusing %s of decoded %s images", path, format_bytes(array.nbytes), split)
+        _mark_used(path)
         return array, path
     log.info("decoding %d %s images from %s into the image cache %s (%s)",
              len(paths), split, root, path, format_bytes(np.prod(shape)))
@@ -194,3 +196,62 @@ def cached_images(
         raise DataError(f"the image cache {path} was written but cannot be read back",
                         hint=f"delete it and try again, or set ${ENV_DATA_CACHE} to another folder")
     return array, path
+
+
+# Keeping the folder tidy -----------------------------------------------------------------
+#: Files this module writes: complete caches and the temporary files of interrupted writes.
+#: Only these are listed or removed, so a cache folder shared with other files is safe.
+_CACHE_NAME = re.compile(r"[A-Za-z0-9._-]+-[A-Za-z0-9._-]+-\d+x\d+x\d+-[0-9a-f]{20}\.npy")
+_TEMP_NAME = re.compile(r"\.[A-Za-z0-9._-]+-\d+x\d+x\d+-[0-9a-f]{20}\..+\.tmp")
+
+
+def _mark_used(path: Path) -> None:
+    """Set the file's modification time to now: its "last used" for :func:`cache_files`."""
+    try:
+        os.utime(path)
+    except OSError as exc:  # a read-only cache still works
+        log.debug("cannot mark %s as used: %s", path, exc)
+
+
+@dataclass(frozen=True)
+class CacheFile:
+    path: Path
+    bytes: int
+    last_used: float  # seconds since the epoch: written, or last reused by a load
+    partial: bool  # the temporary file of a write that did not finish
+
+
+def cache_files(folder: Path) -> list[CacheFile]:
+    """The image-cache files in ``folder``, least recently used first (none if it does not exist)."""
+    out = []
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise DataError(f"cannot list the image cache folder {folder}: {exc}") from exc
+    for entry in entries:
+        partial = bool(_TEMP_NAME.fullmatch(entry.name))
+        if not (partial or _CACHE_NAME.fullmatch(entry.name)) or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:  # removed meanwhile
+            continue
+        out.append(CacheFile(Path(entry.path), st.st_size, st.st_mtime, partial))
+    return sorted(out, key=lambda f: (f.last_used, f.path.name))
+
+
+def remove_cache_files(files: list[CacheFile]) -> tuple[int, int]:
+    """Delete ``files``; (files removed, bytes freed). A file already gone is skipped."""
+    n = freed = 0
+    for f in files:
+        try:
+            f.path.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise DataError(f"cannot remove {f.path}: {exc}") from exc
+        n += 1
+        freed += f.bytes
+    return n, freed
