@@ -42,8 +42,8 @@ def test_gradients_equal_torchs(k, d, stride, multiplier, channels_last):
 
 def test_every_gradient_path_is_taken():
     """The oracle above covers both the conv-based and torch's own gradients."""
-    seen_input = {depthwise._input_grad_by_conv((s, s), ((k - 1) * d // 2,) * 2, (d, d), (k, k))
-                  for (k, d), s in itertools.product(GEOMETRIES, (1, 2))}
+    seen_input = {depthwise._input_grad_by_conv((s, s), ((k - 1) * d // 2,) * 2, (d, d), (k, k), m)
+                  for (k, d), s, m in itertools.product(GEOMETRIES, (1, 2), (1, 3))}
     seen_weight = {depthwise._weight_grad_by_conv((s, s), (d, d), (k, k), m, nchw)
                    for (k, d), s, m, nchw in itertools.product(GEOMETRIES, (1, 2), (1, 3), (True, False))}
     assert seen_input == {True, False} and seen_weight == {True, False}
@@ -87,13 +87,15 @@ def test_other_devices_paths_run_torchs_conv_on_the_cpu():
     from nasgal.compiler.depthwise import cpu_paths, other_device_paths
 
     x = torch.randn(1, 2, 5, 5, requires_grad=True)
-    w = torch.randn(2, 1, 3, 3)
+    w = torch.randn(2, 1, 5, 5)
     assert cpu_paths(x)
-    assert "DepthwiseConv2d" in type(depthwise_conv2d(x, w, (1, 1), (1, 1)).grad_fn).__name__
+    assert "DepthwiseConv2d" in type(depthwise_conv2d(x, w, (1, 1), (2, 2)).grad_fn).__name__
     with other_device_paths():
         assert not cpu_paths(x)
-        assert "Convolution" in type(depthwise_conv2d(x, w, (1, 1), (1, 1)).grad_fn).__name__
+        assert "Convolution" in type(depthwise_conv2d(x, w, (1, 1), (2, 2)).grad_fn).__name__
     assert cpu_paths(x)
+    # a plain 3x3 kernel keeps torch's backward on the CPU too: it is as fast there
+    assert "Convolution" in type(depthwise_conv2d(x, torch.randn(2, 1, 3, 3), (1, 1), (1, 1)).grad_fn).__name__
 
 
 def test_cli_switch_and_environment_turn_the_cpu_paths_off(tmp_path):
