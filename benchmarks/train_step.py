@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -209,6 +210,12 @@ def main() -> None:
             up = row[key]
             line += f"   {up['median']:.2f}x the reference (rounds: {up['min']:.2f}-{up['max']:.2f})"
         print(line, flush=True)
+    if "nasgal" in names:  # what each setting is worth: the default against each variant, per round
+        for name in names:
+            if name not in ("nasgal", "reference"):
+                ups = res.speedups("nasgal", name)
+                print(f"nasgal against {name}: {statistics.median(ups):.2f}x (median of {len(ups)} rounds; "
+                      f"rounds {min(ups):.2f}-{max(ups):.2f})", flush=True)
 
 
 if __name__ == "__main__":
