@@ -197,6 +197,50 @@ def test_renumbering_nodes_keeps_the_hash_class_and_diff_says_identical(data):
         assert main(["diff", str(a), str(a)]) == 0
 
 
+#: Pieces of DARTS text an edit may insert: its punctuation, names, numbers and odd characters.
+_DARTS_TOKENS = ["(", ")", "[", "]", ",", "'", '"', "=", "range(", "Genotype(", "normal=", "reduce_concat=",
+                 "sep_conv_3x3", "skip_connect", "none", "0", "1", "7", "-1", "10**9", "1e309", "\\", "\n",
+                 "#", ":", "lambda", "*", "**", "\ud800", "\u00e9", " "]
+
+
+@st.composite
+def edited_darts_text(draw) -> str:
+    """DARTS text of a genotype after a few random edits: slices deleted or repeated, tokens inserted."""
+    text = to_darts(draw(genotypes(darts=True)))
+    for _ in range(draw(st.integers(1, 4))):
+        i = draw(st.integers(0, len(text)))
+        j = draw(st.integers(i, min(len(text), i + 30)))
+        kind = draw(st.sampled_from(["delete", "repeat", "insert"]))
+        if kind == "delete":
+            text = text[:i] + text[j:]
+        elif kind == "repeat":
+            text = text[:j] + text[i:j] * draw(st.integers(1, 3)) + text[j:]
+        else:
+            text = text[:i] + draw(st.sampled_from(_DARTS_TOKENS)) + text[i:]
+    return text
+
+
+@given(edited_darts_text())
+def test_edited_darts_text_imports_or_is_a_clean_error(text):
+    """`nasgal import` of any edit of valid DARTS text gives a valid genotype (which stacks and
+    compiles) or exit 1 with an `Error:` line; never an unexpected error (exit 2)."""
+    import contextlib
+    import io
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = Path(tmp) / "g.py", Path(tmp) / "g.json"
+        src.write_text(text, encoding="utf-8", errors="surrogatepass")
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            rc = main(["import", str(src), "-o", str(out)])
+        assert rc in (0, 1), err.getvalue()
+        if rc == 1:
+            assert "Error:" in err.getvalue() and "please report" not in err.getvalue() and not out.exists()
+            return
+        g = parse_spec(json.loads(out.read_text()))
+        assert isinstance(g, Genotype)
+
+
 def _check_problems(err: SpecError) -> None:
     assert err.problems
     for loc, msg in err.problems:
