@@ -19,3 +19,4 @@ run train_options.txt $B/train_step.py --device cpu --variant nasgal --variant n
 run e2e.txt $B/train_e2e.py --rounds 3
 run depthwise.txt $B/depthwise.py
 run depthwise.txt $B/depthwise.py --batch 128 --size 28 --in-channels 16 --channels-last --multiplier 1
+run pool.txt $B/pool.py
