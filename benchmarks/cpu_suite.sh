@@ -10,7 +10,7 @@ mkdir -p "$OUT"
 PY=${PY:-.venv/bin/python}
 B=benchmarks
 run() { local f=$1; shift; echo "== $*" | tee -a "$OUT/$f"; "$PY" "$@" 2>&1 | tee -a "$OUT/$f"; }
-run train.txt $B/train_step.py --device cpu --reference --variant nasgal --variant nasgal-torch-depthwise --variant nasgal-release-memory \
+run train.txt $B/train_step.py --device cpu --reference --variant nasgal --variant nasgal-torch-kernels --variant nasgal-release-memory \
     --variant nasgal-nchw --variant nasgal-1-thread --rounds 10 --steps 2
 run eval.txt $B/eval_step.py --device cpu --rounds 10 --steps 2
 run search.txt $B/search_step.py --device cpu --reference --batch 16 --rounds 10 --steps 1

@@ -31,7 +31,7 @@ from _count import count_step  # noqa: E402
 from _reference_net import ReferenceFactorizedReduce, torch_convs  # noqa: E402
 from _interleave import interleave_processes, machine, round_printer  # noqa: E402
 from nasgal.compiler.ops import ReLUConvBN, build_op  # noqa: E402
-from nasgal.compiler.depthwise import other_device_paths  # noqa: E402
+from nasgal.compiler.cpu_paths import other_device_paths  # noqa: E402
 from nasgal.engine.cpu import keep_freed_memory  # noqa: E402
 from nasgal.search import architect  # noqa: E402
 from nasgal.search.space import SearchSpace, default_space  # noqa: E402

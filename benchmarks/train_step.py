@@ -36,7 +36,7 @@ from _interleave import interleave_processes, machine, round_printer, summary  #
 
 import nasgal  # noqa: E402
 from nasgal.compiler import compile_network  # noqa: E402
-from nasgal.compiler.depthwise import use_cpu_paths  # noqa: E402
+from nasgal.compiler.cpu_paths import use_cpu_paths  # noqa: E402
 from nasgal.engine.cpu import keep_freed_memory  # noqa: E402
 from nasgal.engine.optim import sgd  # noqa: E402
 from nasgal.train.step import TrainStep  # noqa: E402
@@ -72,7 +72,7 @@ VARIANTS = {
     "nasgal-1-thread": {"threads": 1},
     "nasgal-no-mkldnn": {"mkldnn": False},
     "nasgal-nchw": {"channels_last": False},
-    "nasgal-torch-depthwise": {"cpu_paths": False},
+    "nasgal-torch-kernels": {"cpu_paths": False},  # nasgal --torch-kernels: no CPU-only paths
     "nasgal-bf16": {"precision": "bf16"},
     "nasgal-compile": {"capture": "compile"},
     "nasgal-compile+cuda-graph": {"capture": "compile+cuda-graph"},
@@ -158,7 +158,7 @@ def main() -> None:
                 torch.set_num_threads(1)
             if not opts.pop("mkldnn", True):
                 torch.backends.mkldnn.enabled = False  # torch's own CPU convolution kernels
-            use_cpu_paths(opts.pop("cpu_paths", True))  # False: torch's own depthwise backward
+            use_cpu_paths(opts.pop("cpu_paths", True))  # False: as `nasgal --torch-kernels`
             if opts.pop("keep_memory") and device.type == "cpu":
                 keep_freed_memory()  # as `nasgal train` does on the CPU
             step, own = nasgal_step(net, batches, device, args, **opts)

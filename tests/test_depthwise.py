@@ -84,7 +84,7 @@ def test_module_is_a_conv2d_with_the_same_state_dict():
 
 
 def test_other_devices_paths_run_torchs_conv_on_the_cpu():
-    from nasgal.compiler.depthwise import cpu_paths, other_device_paths
+    from nasgal.compiler.cpu_paths import cpu_paths, other_device_paths
 
     x = torch.randn(1, 2, 5, 5, requires_grad=True)
     w = torch.randn(2, 1, 5, 5)
@@ -106,7 +106,7 @@ def test_cli_switch_and_environment_turn_the_cpu_paths_off(tmp_path):
     from typer.testing import CliRunner
 
     from nasgal.cli.main import app
-    from nasgal.compiler.depthwise import cpu_paths, use_cpu_paths
+    from nasgal.compiler.cpu_paths import cpu_paths, use_cpu_paths
 
     x = torch.zeros(1)
     try:
@@ -115,7 +115,7 @@ def test_cli_switch_and_environment_turn_the_cpu_paths_off(tmp_path):
         assert not cpu_paths(x)
     finally:
         use_cpu_paths(True)
-    probe = "import torch; from nasgal.compiler.depthwise import cpu_paths; print(cpu_paths(torch.zeros(1)))"
+    probe = "import torch; from nasgal.compiler.cpu_paths import cpu_paths; print(cpu_paths(torch.zeros(1)))"
     for value, expected in (("0", "False"), ("1", "True")):
         out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                              env={**__import__("os").environ, "NASGAL_CPU_PATHS": value}).stdout.strip()

@@ -93,7 +93,7 @@ def test_stage1_convs_with_copied_sources_equal_the_channel_multiplier_convs(par
     """The CPU layout of the supernet's first depthwise convs (each source copied per target)
     and the other devices' (a channel multiplier) give the same logits and the same gradients
     of every weight and of α."""
-    from nasgal.compiler.depthwise import other_device_paths
+    from nasgal.compiler.cpu_paths import other_device_paths
 
     torch.manual_seed(0)
     space = default_space().resized(cells=3, channels=8)

@@ -70,7 +70,7 @@ def _root(
 ) -> None:
     _state["debug"] = debug
     if torch_kernels:
-        from ..compiler.depthwise import use_cpu_paths
+        from ..compiler.cpu_paths import use_cpu_paths
 
         use_cpu_paths(False)
     if release_memory:

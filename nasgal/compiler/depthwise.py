@@ -28,44 +28,13 @@ ops, so double backward works.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .cpu_paths import cpu_paths, memory_format_of
+
 _Pair = tuple[int, int]
-#: ``NASGAL_CPU_PATHS=0`` (or ``nasgal --torch-kernels``) runs the other devices' code paths on the CPU too.
-ENV_SWITCH = "NASGAL_CPU_PATHS"
-_state = {"cpu_paths": os.environ.get(ENV_SWITCH, "1").strip().lower() not in {"0", "no", "false", "off"}}
-
-
-def cpu_paths(t: torch.Tensor) -> bool:
-    """Whether the CPU-only code paths (this module's backward, the supernet's copied sources)
-    apply to a tensor: it is on the CPU and :func:`other_device_paths` is not in force."""
-    return t.device.type == "cpu" and _state["cpu_paths"]
-
-
-def use_cpu_paths(on: bool) -> None:
-    """Switch the CPU-only code paths on or off in this process (for benchmarks and tests; they
-    give the same numbers either way)."""
-    _state["cpu_paths"] = on
-
-
-@contextmanager
-def other_device_paths() -> Iterator[None]:
-    """Run the code paths other devices take, on the CPU too: for counting on a CPU what a GPU
-    would run (``benchmarks/search_step.py --count``/``--saved``) and for tests."""
-    before = _state["cpu_paths"]
-    use_cpu_paths(False)
-    try:
-        yield
-    finally:
-        use_cpu_paths(before)
-
-
 def _plain(kernel: _Pair, dilation: _Pair, multiplier: int) -> bool:
     """A 3x3 (or smaller) kernel without dilation, one output per input channel: torch's own
     backward is as fast as the convs here (measured), so it is kept."""
@@ -135,13 +104,6 @@ def depthwise_grads(grad, x, weight, stride, padding, dilation, needs=(True, Tru
     if needs[1] and not native[1]:
         gw = _weight_grad(grad, x, kernel, stride, padding, dilation)
     return gx, gw
-
-
-def memory_format_of(t: torch.Tensor) -> torch.memory_format:
-    """channels_last when ``t`` is laid out so (and not also plain contiguous), else contiguous:
-    the layout a copy of ``t`` should keep."""
-    cl = t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
-    return torch.channels_last if cl else torch.contiguous_format
 
 
 def _weight_grad(grad, x, kernel, stride, padding, dilation):

@@ -17,6 +17,7 @@ from ..spec.cell import INPUTS, NodeRef
 from ..spec.network import Network
 from ..spec.plan import CellPlan, NetworkPlan, StemPlan, plan_network
 from ..spec.stem import StemConv
+from .cpu_paths import contiguous_grad
 from .ops import FactorizedReduce, ReLUConvBN, build_op
 
 
@@ -97,9 +98,11 @@ class CompiledCell(nn.Module):
     def forward(
         self, s0: torch.Tensor | None, s1: torch.Tensor | None, drop_prob: torch.Tensor | None = None
     ) -> torch.Tensor:
+        # contiguous_grad: on the CPU, each state's gradient reaches its ops' batch norms laid out
+        # as the state is (it comes back from the concat below as a channel slice)
         states: list[torch.Tensor | None] = [
-            self.pre0(s0) if self.pre0 is not None else None,
-            self.pre1(s1) if self.pre1 is not None else None,
+            contiguous_grad(self.pre0(s0)) if self.pre0 is not None else None,
+            contiguous_grad(self.pre1(s1)) if self.pre1 is not None else None,
         ]
         p_drop = drop_prob if self.training else None
         for ins, g in zip(self._node_inputs, self._gate_index):
@@ -112,7 +115,7 @@ class CompiledCell(nn.Module):
             assert acc is not None  # a live node has a live input (the plan guarantees it)
             if self.gate is not None:
                 acc = acc * self.gate[g]
-            states.append(acc)
+            states.append(contiguous_grad(acc))
         return torch.cat(cast(list[torch.Tensor], [states[i] for i in self._concat]), dim=1)
 
 

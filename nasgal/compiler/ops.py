@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..spec.ops import KNOWN_OPS
+from .cpu_paths import contiguous_grad
 from .depthwise import DepthwiseConv2d
 
 OpBuilder = Callable[[int, int, bool], nn.Module]
@@ -110,7 +111,7 @@ class FactorizedReduce(nn.Module):
         self.bn = nn.BatchNorm2d(c_out, affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(x)
+        x = contiguous_grad(self.relu(x))  # the odd grid's gradient comes back NCHW: the ReLU's, in x's layout
         return self.bn(torch.cat([self.conv_1(x), self.conv_2(odd_grid(x))], dim=1))
 
 

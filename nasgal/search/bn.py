@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from ..compiler.depthwise import memory_format_of
+from ..compiler.cpu_paths import memory_format_of
 
 class _NormaliseKeepOutput(torch.autograd.Function):
     """Both passes are torch's fused BN kernels: the forward as it is; the backward is the

@@ -41,7 +41,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..compiler.depthwise import cpu_paths, depthwise_conv2d, memory_format_of
+from ..compiler.cpu_paths import cpu_paths, memory_format_of
+from ..compiler.depthwise import depthwise_conv2d
 from ..compiler.network import stem_modules
 from ..compiler.ops import build_op, odd_grid
 from ..errors import NasgalError
