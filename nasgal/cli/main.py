@@ -62,8 +62,8 @@ def _root(
              "keeping it for the next step; slower, holds less memory. Also NASGAL_KEEP_MEMORY=0.")] = False,
     torch_kernels: Annotated[bool, typer.Option(
         "--torch-kernels",
-        help="CPU runs: torch's own depthwise-convolution backward and the supernet's GPU layout instead of "
-             "nasgal's faster CPU paths (same numbers, slower). Also NASGAL_CPU_PATHS=0.")] = False,
+        help="CPU runs: the code paths a GPU takes (torch's own depthwise-convolution backward, gradient and "
+             "supernet layouts) instead of nasgal's faster CPU paths; same numbers, slower. Also NASGAL_CPU_PATHS=0.")] = False,
     version: Annotated[
         Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = None,
