@@ -53,6 +53,13 @@ def memory_format_of(t: torch.Tensor) -> torch.memory_format:
     return torch.channels_last if cl else torch.contiguous_format
 
 
+def backward_paths(*tensors: torch.Tensor) -> bool:
+    """Whether a CPU-only backward applies to an op on ``tensors``: the CPU paths are on for the
+    first, a gradient will flow through some of them, and no compiler, exporter or tracer is
+    recording (those see torch's own ops)."""
+    return (cpu_paths(tensors[0]) and torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+            and not torch.compiler.is_compiling() and not torch.jit.is_tracing())
+
 
 class _ContiguousGrad(torch.autograd.Function):
     @staticmethod
@@ -75,7 +82,4 @@ def contiguous_grad(x: torch.Tensor) -> torch.Tensor:
     training step of the 5-cell DARTS_V2 network 1.3x faster. Elsewhere (other devices, no
     gradient, compiling, tracing) nothing is added to the graph.
     """
-    if (not cpu_paths(x) or not torch.is_grad_enabled() or not x.requires_grad
-            or torch.compiler.is_compiling() or torch.jit.is_tracing()):
-        return x
-    return _ContiguousGrad.apply(x)
+    return _ContiguousGrad.apply(x) if backward_paths(x) else x

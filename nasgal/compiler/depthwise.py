@@ -32,9 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cpu_paths import cpu_paths, memory_format_of
+from .cpu_paths import backward_paths, memory_format_of
 
 _Pair = tuple[int, int]
+
+
 def _plain(kernel: _Pair, dilation: _Pair, multiplier: int) -> bool:
     """A 3x3 (or smaller) kernel without dilation, one output per input channel: torch's own
     backward is as fast as the convs here (measured), so it is kept."""
@@ -129,10 +131,8 @@ def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, stride: _Pair = (1, 
     """``F.conv2d(x, weight, stride=..., padding=..., dilation=..., groups=x.shape[1])`` (no bias,
     numeric padding); on the CPU with the faster backward."""
     stride, padding, dilation = tuple(stride), tuple(padding), tuple(dilation)  # type: ignore[assignment]
-    ours = (cpu_paths(x) and torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
-            and not torch.compiler.is_compiling() and not torch.jit.is_tracing()  # exporters and compilers see torch's conv
-            and _any_grad_by_conv(x, weight, stride, padding, dilation))  # else torch's backward throughout
-    if not ours:
+    # torch's conv where no gradient would be computed here (its backward throughout)
+    if not (backward_paths(x, weight) and _any_grad_by_conv(x, weight, stride, padding, dilation)):
         return F.conv2d(x, weight, None, stride, padding, dilation, x.shape[1])
     if torch.is_autocast_enabled("cpu"):  # what autocast does to a conv's inputs, done before the Function
         dtype = torch.get_autocast_dtype("cpu")

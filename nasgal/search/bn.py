@@ -21,6 +21,7 @@ from torch.autograd.function import once_differentiable
 
 from ..compiler.cpu_paths import memory_format_of
 
+
 class _NormaliseKeepOutput(torch.autograd.Function):
     """Both passes are torch's fused BN kernels: the forward as it is; the backward is the
     affine BN backward evaluated at "input" x̂ with mean 0, 1/σ = 1 and weight 1/σ, which is
